@@ -1,0 +1,127 @@
+"""Commands that make newsletters: init, new, list, render, lint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.build import SAMPLE, build_campaign, sample_values, write_outputs, write_personal_copy
+from pipeline.cli import cli
+from pipeline.cli.context import State, pass_state
+from pipeline.errors import LintFailed
+from pipeline.lint import Finding
+from pipeline.settings import load_campaign
+from pipeline.workspace import init_workspace, new_campaign
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+def init(directory: Path) -> None:
+    """Create a workspace in DIRECTORY with an example campaign.
+
+    \b
+    Example:
+      campaign init clinic
+    """
+    for path in init_workspace(directory):
+        click.echo(str(path))
+    click.echo(f"Workspace ready. Next: cd {directory} && campaign render back-pain", err=True)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--article", "articles", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Article file (.md, .html or .txt). Give it more than once for a digest.")
+@click.option("--subject", help="Subject line. Default: the article's title.")
+@click.option("--preheader", help="Inbox preview text. Default: the first sentence of the lead.")
+@click.option("--segment", help="Saved segment name or expression to send to.")
+@pass_state
+def new(state: State, slug: str, articles: tuple[Path, ...], subject: str | None, preheader: str | None,
+        segment: str | None) -> None:
+    """Create campaigns/SLUG from one or more articles.
+
+    \b
+    Example:
+      campaign new back-pain --article ~/blog/back-pain.txt --subject "Can acupuncture ease back pain?"
+    """
+    target = new_campaign(state.workspace, slug, list(articles), subject, preheader, segment)
+    click.echo(str(target))
+    click.echo(f"Created. Next: campaign render {slug}", err=True)
+
+
+@cli.command("list")
+@pass_state
+def list_campaigns(state: State) -> None:
+    """List the workspace's campaigns with their subjects.
+
+    \b
+    Example:
+      campaign list
+    """
+    ws = state.workspace
+    for slug in ws.campaign_slugs():
+        settings = load_campaign(ws, slug)
+        click.echo(f"{slug}\t{settings.template}\t{settings.subject}")
+
+
+def _report(findings: list[Finding], strict: bool, err: bool) -> None:
+    for finding in findings:
+        click.echo(str(finding), err=err)
+    errors = sum(f.level == "error" for f in findings)
+    warnings = len(findings) - errors
+    if errors or (strict and warnings):
+        raise LintFailed(f"lint found {errors} error(s) and {warnings} warning(s)")
+    summary = f"lint: {warnings} warning(s)" if warnings else "lint: no problems"
+    click.echo(summary, err=True)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder. Default: out/ in the workspace.")
+@click.option("--as", "as_", metavar="EMAIL|sample",
+              help="Also write personal.html and personal.txt filled in for one subscriber, or sample data.")
+@click.option("--strict", is_flag=True, help="Fail on lint warnings too.")
+@pass_state
+def render(state: State, slug: str, out: Path | None, as_: str | None, strict: bool) -> None:
+    """Render SLUG to out/SLUG/email.mjml, email.html and email.txt, then lint it.
+
+    \b
+    Example:
+      campaign render back-pain --as sample
+    """
+    ws = state.workspace
+    build = build_campaign(ws, slug)
+    out = out or ws.root / "out"
+    values = _recipient(state, as_) if as_ else None
+    paths = write_outputs(build, out)
+    if values is not None:
+        paths += write_personal_copy(build, ws, out, values)
+    for path in paths:
+        click.echo(str(path))
+    _report(build.findings, strict, err=True)
+
+
+def _recipient(state: State, who: str) -> dict[str, object]:
+    if who == SAMPLE:
+        return sample_values(state.workspace)
+    from pipeline.recipients import recipient_values
+
+    return recipient_values(state, who)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@pass_state
+def lint(state: State, slug: str, strict: bool) -> None:
+    """Check SLUG's email: size, links, images, unsubscribe, address, subject, MJML.
+
+    Errors exit 1; warnings print and exit 0 unless --strict.
+
+    \b
+    Example:
+      campaign lint back-pain --strict
+    """
+    _report(build_campaign(state.workspace, slug).findings, strict, err=False)
