@@ -95,11 +95,14 @@ class _Checker(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         inside = self._ending()
+        is_mjml = tag.startswith("mj-") or tag == "mjml"
         if inside is not None and tag != inside:
-            if tag.startswith("mj-") or tag == "mjml":
+            if is_mjml:
                 self._at(f"</{tag}> found where </{inside}> was expected")
                 self._unwind(tag)
             return
+        if not is_mjml:
+            return  # its opening tag was already reported
         if not self.stack:
             self._at(f"</{tag}> closes nothing")
             return

@@ -81,7 +81,7 @@ def inline_html(spans: Inline, link_color: str = "") -> Markup:
 
 
 def _span_html(span: Span) -> str:
-    html = str(escape(span.text)).replace("\n", "<br>")
+    html = str(escape(span.text)).replace("\n", "<br>\n")
     if span.code:
         html = f'<code style="font-family:Menlo,Consolas,monospace;font-size:90%;">{html}</code>'
     if span.italic:
@@ -218,8 +218,9 @@ class Renderer:
             raise TemplateError(exc.message or "syntax error", where=f"{self._path(exc.name or name)}:{exc.lineno}") from None
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"includes {exc.name!r}, which does not exist", where=self._path(name)) from None
-        except (jinja2.UndefinedError, TypeError, ValueError) as exc:
-            raise TemplateError(str(exc), where=_template_frame(exc, self.dir) or self._path(name)) from None
+        except Exception as exc:  # a user's template can fail in any way; say where
+            raise TemplateError(str(exc) or type(exc).__name__,
+                                where=_template_frame(exc, self.dir) or self._path(name)) from None
 
     def context(self, newsletter: Newsletter) -> dict[str, Any]:
         ws = self.workspace

@@ -48,8 +48,9 @@ def decode(data: bytes, path: Path, declared: str | None = None) -> str:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         bad = data[exc.start:exc.start + 1].hex()
+        line = data[:exc.start].count(b"\n") + 1
         raise ArticleError(
-            f"is not valid {encoding} text (byte 0x{bad} at offset {exc.start}); save it as UTF-8",
+            f"is not valid {encoding} text (byte 0x{bad} on line {line}, offset {exc.start}); save it as UTF-8",
             where=path,
         ) from None
     if not text.strip():

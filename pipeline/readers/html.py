@@ -1,7 +1,7 @@
 """Saved blog pages: keep the article's main content, drop navigation, sidebars, banners and scripts.
 
-trafilatura finds the main content; a small walker then turns its output (or any HTML
-fragment, such as raw HTML inside Markdown) into the content model.
+trafilatura finds the main content; a small walker then turns that part of the page (or any
+HTML fragment, such as raw HTML inside Markdown) into the content model.
 """
 
 from __future__ import annotations
@@ -30,29 +30,16 @@ from pipeline.models import (
 )
 from pipeline.readers.common import clean, decode, parse_date, squash
 
-# trafilatura's XML vocabulary, mapped onto the HTML tags the walker knows.
-_TEI = {"list": "ul", "item": "li", "graphic": "img", "ref": "a", "quote": "blockquote", "lb": "br",
-        "row": "tr", "cell": "td"}
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _SKIP = {"script", "style", "noscript", "template", "iframe", "form", "button", "svg", "nav",
          "head", "title", "meta", "link", "hr", "input", "select", "textarea"}
 _BLOCKS = {"p", "ul", "ol", "blockquote", "img", "figure", "pre", "table", "div", "section",
            "article", "main", "header", "footer", "aside", "dl", "details", "center", "tr", "tbody",
-           "thead", "li", "dt", "dd", "td", "th", "body", "html", "doc", *_HEADINGS}
+           "thead", "li", "dt", "dd", "td", "th", "body", "html", *_HEADINGS}
 
 
 def _tag(el: etree._Element) -> str:
-    if not isinstance(el.tag, str):
-        return ""
-    name = etree.QName(el).localname.lower()
-    if name == "head" and el.get("rend", "").startswith("h"):
-        return el.get("rend", "h2")
-    if name == "list":
-        return "ol" if el.get("rend") == "ol" else "ul"
-    if name == "hi":
-        rend = el.get("rend", "")
-        return "i" if "i" in rend.replace("#", "") and "b" not in rend else "b"
-    return _TEI.get(name, name)
+    return el.tag.lower() if isinstance(el.tag, str) else ""
 
 
 class _Walker:
@@ -170,7 +157,7 @@ class _Walker:
         italic = italic or tag in ("i", "em", "cite")
         code = code or tag in ("code", "kbd", "tt")
         if tag == "a":
-            href = self.url(el.get("href") or el.get("target")) or href
+            href = self.url(el.get("href")) or href
         spans: list[Span] = []
         if el.text:
             spans.append(Span(el.text, href=href, bold=bold, italic=italic, code=code))
@@ -269,12 +256,95 @@ def fragment_blocks(html: str, base: str | None = None) -> list[Block]:
     return _Walker(base).blocks(root)
 
 
+_BOILERPLATE = re.compile(
+    r"cookie|consent|gdpr|share|sharing|social|related|comment|newsletter|subscribe|signup|"
+    r"sidebar|widget|breadcrumb|advert|\bads?\b|promo|\bmenu|navbar|popup|modal|skip-link|"
+    r"screen-reader|sr-only|visually-hidden|masthead|site-header|\bfooter\b|copyright|site-info",
+    re.IGNORECASE,
+)
+_ALWAYS_DROP = {"nav", "aside", "footer", "form", "script", "style", "noscript", "template", "iframe",
+                "button", "svg"}
+_TEXT_BLOCKS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "td", "th", "pre",
+                "figcaption", "dd", "dt")
+
+
+def _main_content(doc: lxml.html.HtmlElement, text: str) -> lxml.html.HtmlElement:
+    """The element holding the article.
+
+    trafilatura decides what the article is; its output is then found again in the page and
+    the smallest element holding all of it is walked directly, so nothing inside the article
+    (a figure's caption, a short closing line) is lost to trafilatura's own pruning.
+    """
+    extracted = trafilatura.extract(
+        text, output_format="xml", include_links=True, include_images=True, include_tables=True,
+        include_comments=False, favor_recall=True, deduplicate=False, with_metadata=False,
+    )
+    if extracted:
+        tree = etree.fromstring(extracted.encode("utf-8"))
+        wanted = {squash("".join(el.itertext())) for el in tree.iter("p", "head", "item", "quote", "cell")}
+        wanted.discard("")
+        found = [el for el in doc.iter(*_TEXT_BLOCKS) if squash(el.text_content()) in wanted]
+        if found:
+            return _common_ancestor(found)
+    for path in ("//article", "//main", '//*[@role="main"]', "//body"):
+        hits = doc.xpath(path)
+        if hits:
+            return hits[0]
+    return doc
+
+
+def _common_ancestor(elements: list[lxml.html.HtmlElement]) -> lxml.html.HtmlElement:
+    chains = [list(reversed([el, *el.iterancestors()])) for el in elements]
+    common = chains[0][0]
+    for depth in range(min(len(c) for c in chains)):
+        if all(c[depth] is chains[0][depth] for c in chains):
+            common = chains[0][depth]
+        else:
+            break
+    if common.tag in _TEXT_BLOCKS and common.getparent() is not None:
+        common = common.getparent()  # a one-paragraph article: walk its container
+    return common
+
+
+def _drop_boilerplate(root: lxml.html.HtmlElement) -> None:
+    """Remove navigation, sharing widgets, banners and hidden elements inside the article."""
+    doomed = []
+    for el in root.iterdescendants():
+        if not isinstance(el.tag, str):
+            doomed.append(el)  # comments and processing instructions
+            continue
+        marks = f"{el.get('class', '')} {el.get('id', '')} {el.get('role', '')}"
+        hidden = el.get("hidden") is not None or el.get("aria-hidden") == "true" or re.search(
+            r"display\s*:\s*none", el.get("style", ""))
+        if el.tag in _ALWAYS_DROP or hidden or _BOILERPLATE.search(marks) or marks.strip() == "navigation":
+            doomed.append(el)
+    for el in doomed:
+        parent = el.getparent()
+        if parent is None:
+            continue
+        if el.tail:
+            previous = el.getprevious()
+            if previous is not None:
+                previous.tail = (previous.tail or "") + el.tail
+            else:
+                parent.text = (parent.text or "") + el.tail
+        parent.remove(el)
+
+
 def _meta(doc: lxml.html.HtmlElement, *names: str) -> str | None:
     for name in names:
         for attr in ("property", "name", "itemprop"):
             found = doc.xpath(f'//meta[@{attr}="{name}"]/@content')
             if found and found[0].strip():
                 return str(found[0]).strip()
+    return None
+
+
+def _byline(doc: lxml.html.HtmlElement) -> str | None:
+    for el in doc.xpath('//*[@rel="author"] | //*[contains(concat(" ", @class, " "), " author ")]'):
+        name = squash(el.text_content())
+        if 0 < len(name) <= 60:
+            return name
     return None
 
 
@@ -295,20 +365,13 @@ def read_html(data: bytes, source: str) -> Article:
     base = (doc.xpath("//base/@href") or [canonical])[0]
     walker = _Walker(str(base) if base else None)
 
-    extracted = trafilatura.extract(
-        text, output_format="xml", include_links=True, include_images=True,
-        include_formatting=True, include_tables=True, include_comments=False,
-        favor_recall=True, deduplicate=False, with_metadata=False,
-    )
-    if extracted:
-        tree = etree.fromstring(extracted.encode("utf-8"))
-        main = tree.find("main")
-        blocks = walker.blocks(main if main is not None else tree)
-    else:
-        body = doc.find("body")
-        blocks = walker.blocks(body if body is not None else doc)
+    container = _main_content(doc, text)
+    _drop_boilerplate(container)
+    blocks = walker.block(container, _tag(container))
 
     h1 = next((b.text for b in blocks if isinstance(b, Heading) and b.level == 1), None)
+    if h1 is None:
+        h1 = next((squash(h.text_content()) for h in doc.iter("h1")), None)
     page_title = squash(doc.findtext(".//title") or "")
     title = _meta(doc, "og:title") or h1 or re.split(r"\s[|–—-]\s", page_title)[0].strip()
     if not title:
@@ -327,7 +390,7 @@ def read_html(data: bytes, source: str) -> Article:
         lead = blocks.pop(0).spans
     if not blocks and not lead:
         raise ArticleError("has no article text", where=source)
-    author = _meta(doc, "author", "article:author", "byl")
+    author = _meta(doc, "author", "article:author", "byl") or _byline(doc)
     published = _meta(doc, "article:published_time", "datePublished", "date")
     if not published:
         times = doc.xpath("//time/@datetime")

@@ -43,6 +43,8 @@ def _ends_sentence(text: str) -> bool:
 
 
 def _is_heading(text: str) -> bool:
+    """Short, with no closing full stop. Before a paragraph that makes it a heading; before a
+    list too, unless it ends with ":" and so reads as the list's opening sentence."""
     return len(text) <= _HEADING_MAX and not _ends_sentence(text)
 
 
@@ -97,7 +99,9 @@ def read_text(text: str, source: str) -> Article:
             blocks.append(ListBlock(tuple(items), ordered=line.kind == "number", start=start))
             continue
         following = lines[i + 1] if i + 1 < len(lines) else None
-        if following is not None and following.kind == "text" and _is_heading(line.text):
+        if following is not None and _is_heading(line.text) and (
+            following.kind == "text" or not line.text.endswith(":")
+        ):
             blocks.append(Heading(line.text, 2))
         else:
             blocks.append(Paragraph(linkify(line.text)))

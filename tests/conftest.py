@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pipeline.cli import cli
+from pipeline.settings import Workspace, load_workspace
+from pipeline.workspace import init_workspace
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ARTICLES = FIXTURES / "articles"
+
+
+@pytest.fixture
+def workspace_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "clinic"
+    init_workspace(root)
+    return root
+
+
+@pytest.fixture
+def workspace(workspace_dir: Path) -> Workspace:
+    return load_workspace(workspace_dir)
+
+
+class Campaign:
+    """Runs the `campaign` command inside one workspace, as a user would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None) -> Result:
+        return self.runner.invoke(cli, ["--workspace", str(self.root), *args], input=input,
+                                  catch_exceptions=False)
+
+
+@pytest.fixture
+def campaign(workspace_dir: Path) -> Campaign:
+    return Campaign(workspace_dir)

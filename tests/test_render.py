@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.build import build_campaign, personalise, sample_values
+from pipeline.errors import NotFoundError, TemplateError
+from pipeline.settings import Workspace, load_workspace
+from pipeline.workspace import new_campaign
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def snapshot(name: str, actual: str) -> None:
+    path = SNAPSHOTS / name
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8")
+
+
+def test_example_campaign_mjml_and_text_snapshots(workspace: Workspace) -> None:
+    rendered = build_campaign(workspace, "back-pain").rendered
+    snapshot("back-pain.mjml", rendered.mjml)
+    snapshot("back-pain.txt", rendered.text)
+
+
+def test_html_has_lang_preheader_dark_mode_mobile_rules_and_no_remote_fonts(workspace: Workspace) -> None:
+    html = build_campaign(workspace, "back-pain").rendered.html
+    assert html.startswith('<!doctype html><html lang="en"')
+    assert '<meta name="color-scheme" content="light dark" />' in html
+    assert '<meta name="supported-color-schemes" content="light dark" />' in html
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert "@media only screen and (max-width: 479px)" in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "What the research says, and what to expect at your first visit." in html  # the preheader
+    assert "fonts.googleapis.com" not in html and "@import" not in html
+    assert "<title>Can acupuncture ease persistent back pain?</title>" in html
+
+
+def test_per_recipient_fields_stay_as_merge_tags_until_personalised(workspace: Workspace) -> None:
+    rendered = build_campaign(workspace, "back-pain").rendered
+    assert "Hi *|first_name:there|*," in rendered.html
+    assert 'href="*|unsubscribe_url|*"' in rendered.html
+    assert "Unsubscribe: *|unsubscribe_url|*" in rendered.text
+    html, text = personalise(rendered, workspace, {**sample_values(workspace), "first_name": "<Zoë & Co>"})
+    assert "Hi &lt;Zoë &amp; Co&gt;," in html
+    assert "Hi <Zoë & Co>," in text
+    assert 'href="https://willowcreek-acupuncture.example/email/unsubscribe/sample"' in html
+    assert "*|" not in html and "*|" not in text
+    html, text = personalise(rendered, workspace, {"first_name": ""})
+    assert "Hi there," in html and "Hi there," in text
+
+
+def test_article_text_is_escaped_for_mjml(workspace: Workspace, tmp_path: Path) -> None:
+    article = tmp_path / "tricky.md"
+    article.write_text("# Less < more & fun\n\nA bare < and a bare & and &amp; and <b>tags</b>.\n\n"
+                       "- 1 < 2 & 3 > 2\n", encoding="utf-8")
+    new_campaign(workspace, "tricky", [article])
+    rendered = build_campaign(workspace, "tricky").rendered
+    assert "Less &lt; more &amp; fun" in rendered.html
+    assert "A bare &lt; and a bare &amp; and &amp; and tags." in rendered.html
+    assert "1 &lt; 2 &amp; 3 &gt; 2" in rendered.html
+    assert "Less < more & fun" in rendered.text and "A bare < and a bare & and & and tags." in rendered.text
+
+
+def test_digest_of_several_articles(workspace: Workspace) -> None:
+    articles = Path(__file__).parent / "fixtures" / "articles"
+    new_campaign(workspace, "digest", [articles / "hydration.md", articles / "tea.html", articles / "sleep.txt"])
+    rendered = build_campaign(workspace, "digest").rendered
+    assert rendered.newsletter.template == "digest"
+    html = rendered.html
+    for title in ("How much water do you really need?", "Herbal teas that support digestion",
+                  "Five gentle habits for deeper sleep"):
+        assert title in html and title in rendered.text
+    assert 'alt="A glass of water with slices of lemon"' in html
+    assert 'href="https://willowcreek-acupuncture.example/blog/teas"' in html
+    assert "Read the full article: https://willowcreek-acupuncture.example/blog/hydration" in rendered.text
+
+
+def _break_template(workspace_dir: Path, name: str, old: str, new: str) -> None:
+    path = workspace_dir / "templates" / name
+    source = path.read_text(encoding="utf-8")
+    assert old in source
+    path.write_text(source.replace(old, new, 1), encoding="utf-8")
+
+
+def test_jinja_syntax_error_names_template_file_and_line(workspace_dir: Path) -> None:
+    _break_template(workspace_dir, "partials/cta.mjml.j2", "{% endif %}\n", "{% endfor %}\n")
+    with pytest.raises(TemplateError) as caught:
+        build_campaign(load_workspace(workspace_dir), "back-pain")
+    assert re.fullmatch(r"templates/partials/cta\.mjml\.j2:\d+: Encountered unknown tag 'endfor'\..*", str(caught.value))
+
+
+def test_mjml_compile_error_names_line_column_and_template(workspace_dir: Path) -> None:
+    _break_template(workspace_dir, "partials/footer.mjml.j2", "<strong>{{ brand.name }}</strong>",
+                    "<strong>{{ brand.name }}</strong> 1 < 2")
+    with pytest.raises(TemplateError) as caught:
+        build_campaign(load_workspace(workspace_dir), "back-pain")
+    message = str(caught.value)
+    assert message.startswith("templates/partials/footer.mjml.j2: MJML does not compile at line ")
+    line, column = map(int, re.search(r"at line (\d+), column (\d+)", message).groups())
+    mjml_line = _render_mjml_without_compiling(workspace_dir).split("\n")[line - 1]
+    assert mjml_line[column - 1] == "<"
+    assert "(a bare '<' must be written '&lt;')" in message
+
+
+def _render_mjml_without_compiling(workspace_dir: Path) -> str:
+    from pipeline.compose import compose
+    from pipeline.render import Renderer, _strip_marks
+    from pipeline.settings import load_campaign
+
+    ws = load_workspace(workspace_dir)
+    renderer = Renderer(ws)
+    context = renderer.context(compose(ws, load_campaign(ws, "back-pain")))
+    return _strip_marks(renderer.mjml_env.get_template("newsletter.mjml.j2").render(context))[0]
+
+
+def test_undefined_variable_names_template_and_line(workspace_dir: Path) -> None:
+    _break_template(workspace_dir, "partials/header.mjml.j2", "{{ brand.name }}", "{{ brand.nmae }}")
+    with pytest.raises(TemplateError, match=r"^templates/partials/header\.mjml\.j2:\d+: .*'nmae'"):
+        build_campaign(load_workspace(workspace_dir), "back-pain")
+
+
+def test_unknown_template_lists_the_known_ones(workspace_dir: Path) -> None:
+    settings = workspace_dir / "campaigns" / "back-pain" / "settings.toml"
+    settings.write_text(settings.read_text().replace('template = "newsletter"', 'template = "fancy"'))
+    with pytest.raises(NotFoundError, match=r"no template 'fancy\.mjml\.j2' in .*templates \(known: digest, newsletter\)$"):
+        build_campaign(load_workspace(workspace_dir), "back-pain")
