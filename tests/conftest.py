@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
 from pipeline.settings import Workspace, load_workspace
+from pipeline.store import Store
 from pipeline.workspace import init_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -28,15 +33,60 @@ def workspace(workspace_dir: Path) -> Workspace:
 class Campaign:
     """Runs the `campaign` command inside one workspace, as a user would."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, db_url: str | None = None) -> None:
         self.root = root
+        self.db_url = db_url
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | None = None) -> Result:
-        return self.runner.invoke(cli, ["--workspace", str(self.root), *args], input=input,
-                                  catch_exceptions=False)
+        options = ["--workspace", str(self.root)] + (["--db", self.db_url] if self.db_url else [])
+        return self.runner.invoke(cli, [*options, *args], input=input, catch_exceptions=False)
 
 
 @pytest.fixture
 def campaign(workspace_dir: Path) -> Campaign:
     return Campaign(workspace_dir)
+
+
+# --- databases -------------------------------------------------------------------------------
+# Storage, import and segment tests run on SQLite and, when CAMPAIGN_TEST_POSTGRES_URL names a
+# server (as .ci/run arranges), on PostgreSQL too, each test in a schema of its own.
+POSTGRES_URL = os.environ.get("CAMPAIGN_TEST_POSTGRES_URL")
+if os.environ.get("CAMPAIGN_REQUIRE_POSTGRES") == "1" and not POSTGRES_URL:
+    raise pytest.UsageError("CAMPAIGN_REQUIRE_POSTGRES=1 but CAMPAIGN_TEST_POSTGRES_URL is not set")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    folder = tmp_path / "db"  # kept apart so tests can list tmp_path exactly
+    folder.mkdir()
+    if request.param == "sqlite":
+        yield f"sqlite:///{folder / 'test.db'}"
+        return
+    assert POSTGRES_URL is not None
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    opened = Store(db_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def audience(workspace_dir: Path, db_url: str) -> Iterator[Campaign]:
+    """The CLI in a workspace whose database is db_url (SQLite file or a PostgreSQL schema)."""
+    runner = Campaign(workspace_dir, db_url)
+    yield runner

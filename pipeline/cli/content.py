@@ -11,7 +11,9 @@ from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
 from pipeline.errors import LintFailed
 from pipeline.lint import Finding
+from pipeline.recipients import recipient_values
 from pipeline.settings import load_campaign
+from pipeline.subscribers import get
 from pipeline.workspace import init_workspace, new_campaign
 
 
@@ -94,7 +96,7 @@ def render(state: State, slug: str, out: Path | None, as_: str | None, strict: b
     ws = state.workspace
     build = build_campaign(ws, slug)
     out = out or ws.root / "out"
-    values = _recipient(state, as_) if as_ else None
+    values = _recipient(state, as_, slug) if as_ else None
     paths = write_outputs(build, out)
     if values is not None:
         paths += write_personal_copy(build, ws, out, values)
@@ -103,12 +105,12 @@ def render(state: State, slug: str, out: Path | None, as_: str | None, strict: b
     _report(build.findings, strict, err=True)
 
 
-def _recipient(state: State, who: str) -> dict[str, object]:
+def _recipient(state: State, who: str, slug: str) -> dict[str, object]:
     if who == SAMPLE:
         return sample_values(state.workspace)
-    from pipeline.recipients import recipient_values
-
-    return recipient_values(state, who)
+    with state.store.reading() as conn:
+        subscriber = get(conn, who)
+    return recipient_values(state.workspace, state.tokens, subscriber, slug)
 
 
 @cli.command()

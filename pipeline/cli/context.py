@@ -10,6 +10,8 @@ import click
 
 from pipeline.errors import CampaignError
 from pipeline.settings import Workspace, load_workspace
+from pipeline.store import Store, default_url
+from pipeline.tokens import Tokens, load_secret
 
 
 class CommandError(click.ClickException):
@@ -37,12 +39,23 @@ class State:
     db_url: str | None
     transport_url: str | None
     _workspace: Workspace | None = field(default=None, repr=False)
+    _store: Store | None = field(default=None, repr=False)
 
     @property
     def workspace(self) -> Workspace:
         if self._workspace is None:
             self._workspace = load_workspace(self.workspace_dir)
         return self._workspace
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.db_url or default_url(self.workspace.root))
+        return self._store
+
+    @property
+    def tokens(self) -> Tokens:
+        return Tokens(load_secret(self.workspace.root))
 
 
 pass_state = click.make_pass_decorator(State)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -214,3 +215,17 @@ def test_commands_outside_a_workspace(tmp_path: Path) -> None:
 def test_list(campaign: Campaign) -> None:
     result = campaign("list")
     assert result.stdout == "back-pain\tnewsletter\tCan acupuncture ease persistent back pain?\n"
+
+
+def test_render_as_a_real_subscriber(campaign: Campaign) -> None:
+    added = campaign("subscribers", "add", "zoe@example.com", "--first-name", "Zoë <Z>", "--field", "city=Oslo")
+    assert added.exit_code == 0
+    result = campaign("render", "back-pain", "--as", "ZOE@example.com")
+    assert result.exit_code == 0
+    html = (campaign.root / "out" / "back-pain" / "personal.html").read_text()
+    text = (campaign.root / "out" / "back-pain" / "personal.txt").read_text()
+    assert "Hi Zoë &lt;Z&gt;," in html and "Hi Zoë <Z>," in text
+    link = re.search(r'href="(https://willowcreek-acupuncture\.example/email/unsubscribe/[^"]+)"', html)
+    assert link is not None and f"Unsubscribe: {link.group(1)}" in text
+    unknown = campaign("render", "back-pain", "--as", "nobody@example.com")
+    assert (unknown.exit_code, unknown.stderr) == (1, "campaign: error: no subscriber 'nobody@example.com'\n")

@@ -1,0 +1,273 @@
+"""The database: one SQLAlchemy Core schema for SQLite (the default) and PostgreSQL.
+
+The schema carries its version in `schema_version`; opening an older database upgrades it in
+one transaction, so every command sees the current shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from pipeline.errors import CampaignError
+
+DB_NAME = "campaign.db"
+STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
+SUPPRESSED = ("unsubscribed", "bounced", "complained")
+
+
+class StoreError(CampaignError):
+    """The database cannot be opened or is of a version this program does not know."""
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC on every database."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+subscribers = sa.Table(
+    "subscribers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    # The lower-cased address: uniqueness and look-ups ignore case.
+    sa.Column("email_key", sa.String(320), nullable=False, unique=True),
+    sa.Column("first_name", sa.String(200)),
+    sa.Column("last_name", sa.String(200)),
+    sa.Column("fields", sa.JSON().with_variant(JSONB(), "postgresql"),
+              nullable=False, default=dict),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("consent_source", sa.String(200)),
+    sa.Column("consent_at", UTCDateTime),
+    sa.Column("signed_up", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="subscribers_status"),
+)
+# Date-range segments read this index alone. Status is second on purpose: led by status, SQLite
+# would scan it for every segment instead of looking rows up from a tag's short list.
+signed_up_index = sa.Index("subscribers_signed_up_status", subscribers.c.signed_up, subscribers.c.status)
+
+subscriber_tags = sa.Table(
+    "subscriber_tags", metadata,
+    sa.Column("tag", sa.String(100), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+              primary_key=True),
+    sqlite_with_rowid=False,  # the primary key is the table: one b-tree to write, not two
+)
+sa.Index("subscriber_tags_subscriber", subscriber_tags.c.subscriber_id)
+
+# Custom field names seen so far, so segment errors can list them without scanning every row.
+custom_fields = sa.Table(
+    "custom_fields", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+)
+
+# Erased addresses: only a hash remains, so they are never mailed again.
+suppressions = sa.Table(
+    "suppressions", metadata,
+    sa.Column("email_hash", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every change of a subscriber's status, with when and where it came from.
+subscriber_events = sa.Table(
+    "subscriber_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL")),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("subscriber_events_subscriber", subscriber_events.c.subscriber_id)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[subscribers, subscriber_tags, custom_fields, suppressions,
+                                      subscriber_events])
+
+
+# One function per schema version, applied in order; never edit one that has shipped.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def sql_time(value: datetime) -> str:
+    """An instant as the text both databases take for a timestamp, and SQLite stores:
+    "2026-03-01 09:30:00.000000" in UTC. Bulk inserts send this instead of datetimes."""
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).replace(tzinfo=None).isoformat(
+        " ", "microseconds")
+
+
+def from_sql_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def insert_many(conn: Connection, table: sa.Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows with one executemany, bypassing SQLAlchemy's per-value processing.
+
+    A million-row import spends most of its time there otherwise. Values must already be in
+    the driver's form: timestamps as sql_time() text, JSON as text.
+    """
+    if not rows:
+        return
+    postgres = conn.dialect.name == "postgresql"
+    marks = []
+    for name in names:
+        kind = table.c[name].type
+        cast = "::jsonb" if isinstance(kind, sa.JSON) else "::timestamp" if isinstance(kind, UTCDateTime) else ""
+        marks.append("%s" + cast if postgres else "?")
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
+    conn.exec_driver_sql(sql, list(rows))
+
+
+@contextmanager
+def bulk_load(conn: Connection) -> Iterator[None]:
+    """Around a large import on SQLite: the signup-date index, which nothing reads during an
+    import, is dropped and built again at the end (sorting once beats a million random index
+    inserts). Both happen inside the import's transaction, so a failure restores it. On
+    PostgreSQL, dropping an index would lock out readers, so nothing changes there."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    signed_up_index.drop(conn)
+    yield
+    signed_up_index.create(conn)
+
+
+def default_url(workspace_root: Path) -> str:
+    return f"sqlite:///{workspace_root / DB_NAME}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside a sender; foreign keys are off by default in SQLite.
+    dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself (see _begin)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    # A larger page cache keeps a million-row list's indexes in memory during imports and counts.
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writing transaction takes the write lock up front (IMMEDIATE), so two writers queue on
+    # the busy timeout instead of one failing midway; readers stay deferred and never block.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writing") else "BEGIN")
+
+
+def create_engine(url: str) -> Engine:
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
+        engine = sa.create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise StoreError(f"cannot use database URL {_safe(url)!r}: {exc}") from None
+    if backend == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def current_version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """One writing transaction: committed if the block finishes, rolled back on any error or Ctrl-C."""
+    with engine.connect() as conn:
+        conn.execution_options(writing=True)
+        with conn.begin():
+            yield conn
+
+
+def upgrade(engine: Engine) -> int:
+    """Bring the schema to SCHEMA_VERSION; returns the version found before."""
+    with writing(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243001)"))  # one upgrader at a time
+        found = current_version(conn)
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database is at schema version {found}, newer than this program's "
+                f"{SCHEMA_VERSION}: upgrade campaign-pipeline (pip install -U campaign-pipeline)"
+            )
+        if found == 0:
+            schema_version.create(conn, checkfirst=True)
+        for version in range(found, SCHEMA_VERSION):
+            MIGRATIONS[version](conn)
+        if found != SCHEMA_VERSION:
+            conn.execute(schema_version.delete())
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+        return found
+
+
+class Store:
+    """An engine on an upgraded database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        try:
+            upgrade(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open database {_safe(url)}: {exc.orig}") from None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        return writing(self.engine)
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,66 @@
+"""Signed tokens for unsubscribe and preferences links, made with itsdangerous.
+
+The secret comes from the environment (CAMPAIGN_SECRET); without it, a random secret is made
+once and kept in the workspace's .campaign-secret file (readable by its owner only), so links
+in mail already sent keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from pipeline.errors import CampaignError
+
+SECRET_FILE = ".campaign-secret"
+MAX_AGE_DAYS = 400  # links in old newsletters keep working for more than a year
+_SALT = "subscriber-link"
+
+
+class InvalidToken(CampaignError):
+    """A link token that is malformed, tampered with or too old."""
+
+
+def load_secret(workspace_root: Path) -> str:
+    env = os.environ.get("CAMPAIGN_SECRET")
+    if env:
+        return env
+    path = workspace_root / SECRET_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+@dataclass(frozen=True)
+class LinkData:
+    subscriber_id: int
+    campaign: str | None
+
+
+class Tokens:
+    def __init__(self, secret: str) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt=_SALT)
+
+    def make(self, subscriber_id: int, campaign: str | None = None) -> str:
+        return self._serializer.dumps([subscriber_id, campaign or ""])
+
+    def read(self, token: str, max_age_days: int = MAX_AGE_DAYS) -> LinkData:
+        try:
+            subscriber_id, campaign = self._serializer.loads(token, max_age=max_age_days * 86400)
+        except SignatureExpired:
+            raise InvalidToken("this link has expired") from None
+        except (BadSignature, ValueError, TypeError):
+            raise InvalidToken("this link is not valid") from None
+        if not isinstance(subscriber_id, int) or not isinstance(campaign, str):
+            raise InvalidToken("this link is not valid")
+        return LinkData(subscriber_id, campaign or None)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import Campaign
+
+PEOPLE = ("Email Address,First Name,Last Name,City,TAGS\n"
+          'ana@example.com,Ana,Lopez,San Francisco,"""back-pain"""\n'
+          'ben@example.com,Ben,,Portland,"""sleep"""\n'
+          "bad-address,X,,,\n")
+
+
+def load(audience: Campaign, tmp_path: Path) -> Path:
+    source = tmp_path / "patients.csv"
+    source.write_text(PEOPLE, encoding="utf-8")
+    result = audience("subscribers", "import", str(source))
+    assert result.exit_code == 0
+    assert result.stdout == "added 2, updated 0, unchanged 0, rejected 1\n"
+    assert result.stderr == f"Rejected rows and their reasons: {tmp_path / 'patients.csv.rejects.csv'}\n"
+    return source
+
+
+def test_import_list_count_and_segments(audience: Campaign, tmp_path: Path) -> None:
+    load(audience, tmp_path)
+    assert audience("subscribers", "list").stdout == ("ana@example.com\tAna\tLopez\tsubscribed\tback-pain\n"
+                                                      "ben@example.com\tBen\t\tsubscribed\tsleep\n")
+    assert audience("subscribers", "count").stdout == ("subscribed\t2\nunsubscribed\t0\nbounced\t0\n"
+                                                       "complained\t0\nerased\t0\n")
+    assert audience("segments", "count", '"back-pain" in tags and city == "San Francisco"').stdout == "1\n"
+    assert audience("segments", "list").stdout == ('back-pain\t1\t"back-pain" in tags\n'
+                                                   "new-patients\t2\tsigned_up >= days_ago(90)\n")
+    show = audience("segments", "show", "back-pain")
+    assert show.stdout == ('expression: "back-pain" in tags\nrecipients: 1\n'
+                           "ana@example.com\tAna\tLopez\tsubscribed\tback-pain\n")
+    assert audience("subscribers", "list", "--segment", "back-pain").stdout.count("\n") == 1
+    assert audience("subscribers", "count", "--segment", 'city == "Portland"').stdout == "1\n"
+
+
+def test_dry_run_says_so(audience: Campaign, tmp_path: Path) -> None:
+    source = tmp_path / "p.csv"
+    source.write_text("email\nana@example.com\n")
+    result = audience("subscribers", "import", str(source), "--dry-run")
+    assert (result.stdout, result.stderr) == ("added 1, updated 0, unchanged 0, rejected 0\n",
+                                              "Dry run: nothing was saved.\n")
+    assert audience("subscribers", "list").stdout == ""
+
+
+def test_add_unsubscribe_tag_untag_delete(audience: Campaign) -> None:
+    added = audience("subscribers", "add", "cleo@example.com", "--first-name", "Cleo", "--tag", "vip",
+                     "--field", "city=Oslo", "--field", "birth_year=1980", "--timezone", "europe/oslo")
+    assert (added.exit_code, added.stdout, added.stderr) == (0, "cleo@example.com\tCleo\t\tsubscribed\tvip\n",
+                                                             "Added.\n")
+    assert audience("segments", "count", "birth_year == 1980 and timezone == \"Europe/Oslo\"").stdout == "1\n"
+    assert audience("subscribers", "tag", "sleep", "cleo@example.com").stdout == "tagged 1\n"
+    assert audience("subscribers", "untag", "vip", "cleo@example.com").stdout == "untagged 1\n"
+    assert audience("subscribers", "unsubscribe", "cleo@example.com").stdout == "cleo@example.com\tunsubscribed\n"
+    again = audience("subscribers", "add", "cleo@example.com")
+    assert (again.exit_code, again.stderr) == (1, "campaign: error: cleo@example.com is unsubscribed; it stays "
+                                                  "off the list\n")
+    refused = audience("subscribers", "delete", "cleo@example.com", input="n\n")
+    assert refused.exit_code == 1 and "Erase 1 subscriber(s) for good?" in refused.stderr
+    assert audience("subscribers", "delete", "cleo@example.com", "--yes").stdout == "cleo@example.com\terased\n"
+    assert audience("subscribers", "count").stdout.endswith("erased\t1\n")
+
+
+def test_export_csv_and_jsonl(audience: Campaign, tmp_path: Path) -> None:
+    load(audience, tmp_path)
+    exported = audience("subscribers", "export", "--segment", "back-pain")
+    lines = exported.stdout.splitlines()
+    assert lines[0] == ("email,first_name,last_name,tags,timezone,status,consent_source,consent_at,signed_up,"
+                        "city,attributes")
+    assert lines[1].startswith("ana@example.com,Ana,Lopez,back-pain,,subscribed,import:patients.csv,")
+    assert lines[1].endswith(",San Francisco,") and len(lines) == 2
+    assert exported.stderr == "Exported 1 subscriber(s).\n"
+    out = tmp_path / "all.jsonl"
+    assert audience("subscribers", "export", "--format", "jsonl", "-o", str(out)).exit_code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["email"], r["tags"], r["fields"]) for r in records] == [
+        ("ana@example.com", ["back-pain"], {"city": "San Francisco"}), ("ben@example.com", ["sleep"], {"city": "Portland"})]
+
+
+def test_errors_are_one_line(audience: Campaign, tmp_path: Path) -> None:
+    missing = audience("subscribers", "import", str(tmp_path / "nope.csv"))
+    assert (missing.exit_code, missing.stderr) == (1, f"campaign: error: {tmp_path / 'nope.csv'}: no such file\n")
+    bad = audience("segments", "count", 'cty == "x"')
+    assert bad.exit_code == 1
+    assert bad.stderr.startswith("campaign: error: segment expression, column 1: unknown field 'cty' (known: email,")
+    assert audience("segments", "show", "nope").stderr == ("campaign: error: no saved segment 'nope' (known: "
+                                                           "back-pain, new-patients)\n")
+    assert audience("subscribers", "unsubscribe", "zed@example.com").stderr == (
+        "campaign: error: no subscriber 'zed@example.com'\n")
+    assert audience("subscribers", "add", "x@example.com", "--field", "oops").stderr == (
+        "campaign: error: --field 'oops' must look like name=value\n")

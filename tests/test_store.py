@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline import store as store_module
+from pipeline.store import SCHEMA_VERSION, Store, StoreError, current_version, schema_version
+
+
+def test_new_database_is_at_the_current_version(store: Store) -> None:
+    with store.reading() as conn:
+        assert current_version(conn) == SCHEMA_VERSION
+        assert {"subscribers", "subscriber_tags", "suppressions", "subscriber_events"} <= set(
+            sa.inspect(conn).get_table_names())
+
+
+def test_an_older_database_upgrades_itself_keeping_its_data(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = Store(db_url)
+    with old.transaction() as conn:
+        conn.execute(sa.text("INSERT INTO custom_fields (name) VALUES ('city')"))
+    old.close()
+
+    def add_table(conn: sa.Connection) -> None:
+        conn.execute(sa.text("CREATE TABLE upgraded_marker (id INTEGER PRIMARY KEY)"))
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, add_table])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    upgraded = Store(db_url)
+    with upgraded.reading() as conn:
+        assert current_version(conn) == SCHEMA_VERSION + 1
+        assert "upgraded_marker" in sa.inspect(conn).get_table_names()
+        assert conn.execute(sa.text("SELECT name FROM custom_fields")).scalars().all() == ["city"]
+    upgraded.close()
+
+
+def test_a_newer_database_names_the_upgrade_command(db_url: str) -> None:
+    Store(db_url).close()
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(schema_version.update().values(version=SCHEMA_VERSION + 5))
+    engine.dispose()
+    with pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 5}, newer than this program's "
+                                         rf"{SCHEMA_VERSION}: upgrade campaign-pipeline \(pip install -U "
+                                         r"campaign-pipeline\)"):
+        Store(db_url)
+
+
+def test_bad_urls_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"^cannot use database URL 'nonsense'"):
+        Store("nonsense")
+    with pytest.raises(StoreError, match=r"^unsupported database 'mysql'"):
+        Store("mysql://u@localhost/x")
+    with pytest.raises(StoreError, match=r"^cannot open database sqlite:///.*/missing/dir/x\.db: unable to open"):
+        Store(f"sqlite:///{tmp_path}/missing/dir/x.db")
