@@ -34,4 +34,4 @@ def main() -> None:
     cli(prog_name="campaign")
 
 
-from pipeline.cli import content  # noqa: E402,F401  (registers the commands)
+from pipeline.cli import content, preview  # noqa: E402,F401  (registers the commands)
