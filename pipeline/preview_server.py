@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
+from dataclasses import asdict
 from html import escape
 from importlib.resources import files
 from pathlib import Path
@@ -152,8 +152,7 @@ def create_app(preview: Preview, hub: Hub, recipient: int = 0) -> Starlette:
         return Response(preview_message(build, preview.workspace, values), media_type="message/rfc822")
 
     def lint(build: Build, values: dict[str, object]) -> Response:
-        return JSONResponse({"findings": [{"level": f.level, "code": f.code, "where": f.where,
-                                           "message": f.message} for f in build.findings]})
+        return JSONResponse({"findings": [asdict(finding) for finding in build.findings]})
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers=NO_STORE)
@@ -205,13 +204,17 @@ def create_app(preview: Preview, hub: Hub, recipient: int = 0) -> Starlette:
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket, so a taken port is a clear error before anything starts (0: any free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        return socket.create_server((host, port), family=family)
+        # As every server does: a restarted preview may take its port back at once.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
     except OSError as exc:
-        # socket.create_server appends the address to strerror; the message already names it.
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise CampaignError(f"cannot listen on {host}:{port}: {reason}; choose another with --port") from None
+        sock.close()
+        raise CampaignError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                            "choose another with --host or --port") from None
+    return sock
 
 
 class _Uvicorn(uvicorn.Server):

@@ -77,13 +77,17 @@ def test_open_starts_the_browser_on_the_preview(campaign: Campaign, tmp_path: Pa
         assert process.wait(timeout=10) == 0
 
 
-def test_a_taken_port_is_a_one_line_error(campaign: Campaign) -> None:
+def test_a_port_or_address_it_cannot_listen_on_is_a_one_line_error(campaign: Campaign) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         result = campaign("preview", "back-pain", "--port", str(port))
     assert result.exit_code == 1
     assert result.stderr == (f"campaign: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
-                             "choose another with --port\n")
+                             "choose another with --host or --port\n")
+    elsewhere = campaign("preview", "back-pain", "--host", "192.0.2.1", "--port", "0")
+    assert elsewhere.exit_code == 1
+    assert elsewhere.stderr == ("campaign: error: cannot listen on 192.0.2.1:0: Cannot assign requested address; "
+                                "choose another with --host or --port\n")
 
 
 def test_unknown_campaigns_and_recipients_fail_before_serving(campaign: Campaign) -> None:
