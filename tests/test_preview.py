@@ -263,60 +263,60 @@ def test_the_recipient_picker_serves_each_recipient_from_a_pluggable_list(worksp
 # Live reload: watched files, one rebuild per batch, errors shown and recovered from.
 
 def test_editing_the_article_pushes_a_rebuild_over_the_event_stream(workspace: Workspace) -> None:
-    with live(workspace) as session:
-        assert (session.first["version"], session.first["error"]) == (1, None)
+    with live(workspace) as served:
+        assert (served.first["version"], served.first["error"]) == (1, None)
         edit(workspace.root / ARTICLE, "Back pain that lingers", "Stubborn back pain that lingers")
         started = time.monotonic()
-        data = session.next_version()
+        data = served.next_version()
         assert (data["version"], data["error"]) == (2, None)
         assert time.monotonic() - started < 1.0
-        assert "Stubborn back pain that lingers" in fetch(session.url + "email.txt").text
+        assert "Stubborn back pain that lingers" in fetch(served.url + "email.txt").text
 
 
 def test_a_batch_of_changes_rebuilds_once(workspace: Workspace) -> None:
     root = workspace.root
-    with live(workspace) as session:
+    with live(workspace) as served:
         edit(root / SETTINGS, 'subject = "Can acupuncture ease persistent back pain?"',
              'subject = "Acupuncture and back pain"')
         edit(root / ARTICLE, "Back pain that lingers", "Stubborn back pain that lingers")
         edit(root / FOOTER, "Manage preferences", "Your preferences")
-        data = session.next_version()
+        data = served.next_version()
         assert (data["version"], data["subject"]) == (2, "Acupuncture and back pain")
         with pytest.raises(TimeoutError):
-            session.events.next(timeout=0.5)  # well past watchfiles' 50 ms of quiet that closes a batch
-        assert session.preview.state.version == 2
-        assert "Stubborn back pain that lingers" in fetch(session.url + "email.txt").text
-        assert "Your preferences" in fetch(session.url + "email.html").text
+            served.events.next(timeout=0.5)  # well past watchfiles' 50 ms of quiet that closes a batch
+        assert served.preview.state.version == 2
+        assert "Stubborn back pain that lingers" in fetch(served.url + "email.txt").text
+        assert "Your preferences" in fetch(served.url + "email.html").text
 
 
 def test_files_the_email_is_not_made_from_do_not_rebuild(workspace: Workspace) -> None:
     root = workspace.root
-    with live(workspace) as session:
+    with live(workspace) as served:
         (root / "campaigns" / SLUG / "notes.txt").write_text("ideas for next month\n")
         (root / "templates" / ".newsletter.mjml.j2.swp").write_bytes(b"editor scratch")
         with pytest.raises(TimeoutError):
-            session.events.next(timeout=0.5)
+            served.events.next(timeout=0.5)
         edit(root / ARTICLE, "Back pain that lingers", "Stubborn back pain that lingers")
-        assert session.next_version()["version"] == 2
+        assert served.next_version()["version"] == 2
 
 
 def test_an_article_moved_to_another_folder_is_watched_there(workspace: Workspace, tmp_path: Path) -> None:
     moved = tmp_path / "shared" / "back-pain.md"
     moved.parent.mkdir()
     moved.write_text((workspace.root / ARTICLE).read_text(encoding="utf-8"), encoding="utf-8")
-    with live(workspace) as session:
+    with live(workspace) as served:
         edit(workspace.root / SETTINGS, 'articles = ["article.md"]', f'articles = ["{moved}"]')
-        assert session.next_version()["version"] == 2
+        assert served.next_version()["version"] == 2
         edit(moved, "Back pain that lingers", "Shared back pain that lingers")
-        assert session.next_version()["version"] == 3
-        assert "Shared back pain that lingers" in fetch(session.url + "email.txt").text
+        assert served.next_version()["version"] == 3
+        assert "Shared back pain that lingers" in fetch(served.url + "email.txt").text
 
 
 def test_a_template_error_shows_instead_of_the_email_and_fixing_it_recovers(workspace: Workspace) -> None:
-    with live(workspace) as session:
-        url = session.url
+    with live(workspace) as served:
+        url = served.url
         break_footer(workspace.root)
-        data = session.next_version()
+        data = served.next_version()
         assert (data["version"], data["error"], data["subject"]) == (2, JINJA_ERROR, None)
         assert fetch(url + "status").json()["error"] == JINJA_ERROR
         page = fetch(url + "email.html")
@@ -329,28 +329,28 @@ def test_a_template_error_shows_instead_of_the_email_and_fixing_it_recovers(work
         assert fetch(url).status == 200  # the page itself still loads, to show the error
 
         mend_footer(workspace.root)
-        data = session.next_version()
+        data = served.next_version()
         assert (data["version"], data["error"]) == (3, None)
         assert fetch(url + "email.html").status == 200
 
 
 def test_a_campaign_that_does_not_build_at_start_is_served_with_its_error(workspace: Workspace) -> None:
     break_footer(workspace.root)
-    with live(workspace) as session:
-        assert session.first["error"] == JINJA_ERROR
-        assert fetch(session.url + "status").json()["recipients"] == SAMPLE_STATUS
+    with live(workspace) as served:
+        assert served.first["error"] == JINJA_ERROR
+        assert fetch(served.url + "status").json()["recipients"] == SAMPLE_STATUS
         mend_footer(workspace.root)
-        assert session.next_version()["error"] is None
+        assert served.next_version()["error"] is None
 
 
 def test_an_article_that_is_broken_at_start_is_watched_until_it_is_fixed(workspace: Workspace) -> None:
     article = workspace.root / ARTICLE
     text = article.read_text(encoding="utf-8")
     article.write_text("", encoding="utf-8")
-    with live(workspace) as session:
-        assert session.first["error"] == f"{article}: is empty"
+    with live(workspace) as served:
+        assert served.first["error"] == f"{article}: is empty"
         article.write_text(text, encoding="utf-8")
-        assert session.next_version()["error"] is None
+        assert served.next_version()["error"] is None
 
 
 def test_stopping_ends_open_event_streams(workspace: Workspace) -> None:
