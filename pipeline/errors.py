@@ -33,3 +33,7 @@ class NotFoundError(CampaignError):
 
 class LintFailed(CampaignError):
     """The rendered email has lint errors (or warnings under --strict)."""
+
+
+class BrowserError(CampaignError):
+    """Headless Chromium, needed for screenshots, is missing or would not start."""

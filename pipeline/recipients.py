@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from pipeline.build import recipient_links
-from pipeline.settings import Workspace
-from pipeline.subscribers import Subscriber
+from collections.abc import Mapping
+
+from pipeline.build import SAMPLE, recipient_links, sample_values
+from pipeline.segments import everyone, resolve, sample
+from pipeline.settings import Workspace, load_campaign
+from pipeline.store import Store
+from pipeline.subscribers import Subscriber, find
 from pipeline.tokens import Tokens
+
+PREVIEW_RECIPIENTS = 25
 
 
 def recipient_values(workspace: Workspace, tokens: Tokens, subscriber: Subscriber,
                      campaign: str | None = None) -> dict[str, object]:
     return {**subscriber.merge_values(), **recipient_links(workspace, tokens.make(subscriber.id, campaign))}
+
+
+def _label(subscriber: Subscriber) -> str:
+    name = " ".join(n for n in (subscriber.first_name, subscriber.last_name) if n)
+    return f"{name} <{subscriber.email}>" if name else subscriber.email
+
+
+def preview_recipients(workspace: Workspace, store: Store, tokens: Tokens, slug: str,
+                       also: str | None = None) -> list[tuple[str, Mapping[str, object]]]:
+    """The sample, then the first recipients of the campaign's segment (and `also`, if asked for)."""
+    settings = load_campaign(workspace, slug)
+    chosen: list[Subscriber] = []
+    with store.reading() as conn:
+        segment = resolve(conn, settings.segment, workspace.segments) if settings.segment else everyone()
+        chosen = sample(conn, segment, PREVIEW_RECIPIENTS)
+        if also and also != SAMPLE and all(s.email.lower() != also.lower() for s in chosen):
+            extra = find(conn, also)
+            if extra is not None:
+                chosen.insert(0, extra)
+    return [(SAMPLE, sample_values(workspace))] + [
+        (_label(s), recipient_values(workspace, tokens, s, slug)) for s in chosen]

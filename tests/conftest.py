@@ -18,6 +18,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ARTICLES = FIXTURES / "articles"
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the first old with new in a workspace file, failing if old is not there."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
     root = tmp_path / "clinic"

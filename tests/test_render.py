@@ -10,6 +10,7 @@ from pipeline.build import build_campaign, personalise, sample_values
 from pipeline.errors import NotFoundError, TemplateError
 from pipeline.settings import Workspace, load_workspace
 from pipeline.workspace import new_campaign
+from tests.conftest import edit
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -81,10 +82,7 @@ def test_digest_of_several_articles(workspace: Workspace) -> None:
 
 
 def _break_template(workspace_dir: Path, name: str, old: str, new: str) -> None:
-    path = workspace_dir / "templates" / name
-    source = path.read_text(encoding="utf-8")
-    assert old in source
-    path.write_text(source.replace(old, new, 1), encoding="utf-8")
+    edit(workspace_dir / "templates" / name, old, new)
 
 
 def test_jinja_syntax_error_names_template_file_and_line(workspace_dir: Path) -> None:

@@ -6,12 +6,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.settings import load_campaign, load_workspace
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+from tests.conftest import edit
 
 
 def test_example_workspace_settings(workspace_dir: Path) -> None:

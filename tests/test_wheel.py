@@ -22,6 +22,7 @@ def test_wheel_installs_into_a_fresh_venv_and_renders(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/skeleton/templates/newsletter.mjml.j2" in names
     assert "pipeline/skeleton/campaigns/back-pain/article.md" in names
+    assert "pipeline/preview_page.html" in names  # read at run time by `campaign preview`
     assert not [n for n in names if n.startswith("tests/")]
 
     venv = tmp_path / "venv"
