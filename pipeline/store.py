@@ -112,13 +112,64 @@ subscriber_events = sa.Table(
 sa.Index("subscriber_events_subscriber", subscriber_events.c.subscriber_id)
 
 
+SEND_STATES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
+DELIVERY_STATES = ("queued", "sending", "sent", "failed", "skipped", "unknown")
+
+# One row per send of a campaign: a one-off campaign has one, a recurring one one per occurrence.
+sends = sa.Table(
+    "sends", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("occurrence", sa.String(40), nullable=False, default=""),  # "" for one-off campaigns
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("segment", sa.Text),
+    sa.Column("subject", sa.Text),
+    sa.Column("scheduled_at", UTCDateTime),  # the instant, or with local_time the wall time's date anchor
+    sa.Column("local_time", sa.String(5)),  # "09:00" when each recipient gets it at that time in their zone
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("snapshot_at", UTCDateTime),  # when the recipients were fixed
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("campaign", "occurrence", name="sends_campaign_occurrence"),
+    sa.CheckConstraint(f"state IN ({', '.join(repr(s) for s in SEND_STATES)})", name="sends_state"),
+)
+
+# One row per (send, subscriber), made when the send starts; the unit of "exactly once".
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL")),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_until", UTCDateTime),  # a claim: until then, the worker named below owns the row
+    sa.Column("worker", sa.String(64)),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("error", sa.Text),  # the server's reply for failed and retried deliveries
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("send_id", "subscriber_id", name="deliveries_send_subscriber"),
+    sa.CheckConstraint(f"state IN ({', '.join(repr(s) for s in DELIVERY_STATES)})", name="deliveries_state"),
+)
+# Claims look for due rows of one send in one state, oldest first.
+sa.Index("deliveries_claim", deliveries.c.send_id, deliveries.c.state, deliveries.c.due_at)
+sa.Index("deliveries_subscriber", deliveries.c.subscriber_id)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[subscribers, subscriber_tags, custom_fields, suppressions,
                                       subscriber_events])
 
 
+def _v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[sends, deliveries])
+
+
 # One function per schema version, applied in order; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
