@@ -20,6 +20,7 @@ ALIASES = {
     "unsub": "unsubscribe_url",
     "update_profile": "preferences_url",
 }
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 STANDARD_FIELDS = ("first_name", "last_name", "email", "unsubscribe_url", "preferences_url")
 
 
@@ -67,6 +68,8 @@ class Prepared:
                     continue
                 value = (defaults or {}).get(part.field, "")
             text = str(value)
+            if not text.isprintable():  # CR, NUL and friends never come from a real name
+                text = _CONTROL.sub(" ", text.replace("\r\n", "\n"))
             out.append(escape(text, quote=True) if html else text)
         return "".join(out)
 

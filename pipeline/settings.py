@@ -153,6 +153,17 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class Sending:
+    list_id: str  # "Description <id.domain>" for the List-Id header
+    return_path: str  # the envelope sender, where bounces go
+    dkim_selector: str | None = None
+    dkim_key: Path | None = None
+    utm_domains: tuple[str, ...] = ()  # links to these hosts get UTM parameters
+    concurrency: int = 4
+    rate: str | None = None  # "50/s" or "1000/h"
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
     brand: Brand
@@ -161,6 +172,7 @@ class Workspace:
     unsubscribe_mailto: str | None
     defaults: Defaults
     segments: Mapping[str, str]
+    sending: Sending
 
     @property
     def config_path(self) -> Path:
@@ -191,7 +203,47 @@ def _font_family(table: _Table) -> str:
     return value
 
 
-_SECTIONS = {"brand", "sender", "unsubscribe", "defaults", "segments"}
+_SECTIONS = {"brand", "sender", "unsubscribe", "defaults", "segments", "sending"}
+RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+
+
+def _host(url: str) -> str:
+    return re.sub(r"^https?://", "", url).split("/")[0].split(":")[0].lower()
+
+
+def _sending(table: _Table, root: Path, brand: Brand, sender: Sender) -> Sending:
+    domain = sender.from_address.rsplit("@", 1)[1]
+    list_id = table.text("list_id") or f"{brand.name} <newsletter.{domain}>"
+    if not re.match(r"^[^<>]*<[A-Za-z0-9.-]+\.[A-Za-z0-9-]+>$", list_id):
+        raise ConfigError(f"{list_id!r} is not a list id like 'Clinic news <news.clinic.example>'",
+                          where=table.where("list_id"))
+    selector = table.text("dkim_selector")
+    key_name = table.text("dkim_key")
+    if bool(selector) != bool(key_name):
+        raise ConfigError("set both dkim_selector and dkim_key, or neither", where=table.where("dkim_selector"))
+    key = (root / key_name) if key_name else None
+    if key is not None and not key.is_file():
+        raise ConfigError(f"no DKIM private key at {key}", where=table.where("dkim_key"))
+    rate = table.text("rate")
+    if rate is not None and not RATE.match(rate):
+        raise ConfigError(f"{rate!r} is not a rate like '50/s' or '1000/h'", where=table.where("rate"))
+    concurrency = table.raw("concurrency", 4)
+    try:
+        concurrency = int(concurrency)
+        if not 1 <= concurrency <= 64:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"{concurrency!r} is not a number of connections from 1 to 64",
+                          where=table.where("concurrency")) from None
+    domains = table.strings("utm_domains") or (_host(brand.website),)
+    sending = Sending(
+        list_id=list_id,
+        return_path=table.email("return_path") or sender.from_address,
+        dkim_selector=selector, dkim_key=key,
+        utm_domains=tuple(d.lower() for d in domains), concurrency=concurrency, rate=rate,
+    )
+    table.check_unknown({"list_id", "return_path", "dkim_selector", "dkim_key", "utm_domains", "concurrency", "rate"})
+    return sending
 
 
 def load_workspace(root: Path) -> Workspace:
@@ -258,7 +310,8 @@ def load_workspace(root: Path) -> Workspace:
         if not SLUG.match(name):
             raise ConfigError("segment names use lowercase letters, digits and hyphens", where=segments_t.where(name))
         segments[name] = segments_t.text(name, required=True, one_line=False) or ""
-    return Workspace(root, brand, sender, unsubscribe_url, mailto, defaults, segments)
+    sending = _sending(_Table(top.table("sending"), path, "sending"), root, brand, sender)
+    return Workspace(root, brand, sender, unsubscribe_url, mailto, defaults, segments, sending)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from pipeline.cli import cli
 from pipeline.settings import Workspace, load_workspace
 from pipeline.store import Store
+from tests.smtp_server import SmtpTestServer
 from pipeline.workspace import init_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -97,3 +98,10 @@ def audience(workspace_dir: Path, db_url: str) -> Iterator[Campaign]:
     """The CLI in a workspace whose database is db_url (SQLite file or a PostgreSQL schema)."""
     runner = Campaign(workspace_dir, db_url)
     yield runner
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpTestServer]:
+    server = SmtpTestServer().start()
+    yield server
+    server.stop()

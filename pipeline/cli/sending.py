@@ -1,0 +1,164 @@
+"""Commands that send: `send`, `test-send` and `status`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from datetime import datetime
+
+import click
+
+from pipeline.cli import cli
+from pipeline.cli.context import State, pass_state
+from pipeline.deliveries import SendError
+from pipeline.sender import RateLimit, SendOptions, SendReport
+from pipeline.sending import begin_send, connection_factory, plan, run, status, test_send
+from pipeline.store import utcnow
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+class _Progress:
+    """A progress bar on stderr with the rate and the time left."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = click.progressbar(length=max(total, 1), label="Sending", show_eta=True, show_pos=True,
+                                     file=sys.stderr)
+        self.started = time.monotonic()
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, report: SendReport) -> None:
+        with self.lock:
+            finished = report.sent + report.failed + report.retrying + report.skipped
+            rate = finished / max(time.monotonic() - self.started, 1e-6)
+            self.bar.label = f"Sending {rate:,.0f}/s"
+            self.bar.update(finished - self.done)
+            self.done = finished
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--segment", help="Send to this saved segment or expression instead of the campaign's.")
+@click.option("--dry-run", is_flag=True, help="Show who would get it; send nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="SMTP connections at once.  [default: 4]")
+@click.option("--rate", metavar="N/s|N/h", help="At most this many messages per second or hour.")
+@click.option("--retry-unknown", is_flag=True, help="Send again the deliveries whose fate is unknown.")
+@click.option("--retry-failed", is_flag=True, help="Send again the deliveries that failed.")
+@click.option("--retry-after", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
+              help="First wait after a 4xx reply or a dropped connection (then x4 each time).")
+@pass_state
+def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int | None, yes: bool,
+         concurrency: int | None, rate: str | None, retry_unknown: bool, retry_failed: bool,
+         retry_after: float) -> None:
+    """Send SLUG to its segment, each recipient exactly once.
+
+    The recipients are fixed when the send starts; running it again continues where it stopped.
+    Ctrl-C stops after the message in flight.
+
+    \b
+    Example:
+      campaign send back-pain --segment '"back-pain" in tags' --yes
+    """
+    ws = state.workspace
+    store = state.store
+    target = plan(store, ws, slug, segment)
+    if target.send is not None and target.send.state == "sent" and not (retry_unknown or retry_failed):
+        click.echo(f"{slug} was sent on {_when(target.send.finished_at)}; nothing to do "
+                   "(see --retry-unknown and --retry-failed)", err=True)
+        return
+    description, connect = connection_factory(ws, state.transport_url)
+    subject = target.build.rendered.newsletter.subject
+    if dry_run:
+        click.echo(f"{target.recipients}")
+        click.echo(f"Would send {subject!r} to {target.recipients} recipient(s) of {target.segment.label!r} "
+                   f"via {description}.", err=True)
+        return
+    if target.send is not None and target.send.snapshot_at is not None and segment and \
+            segment != target.send.segment:
+        raise SendError(f"{slug} already has its recipients ({target.send.segment}); --segment cannot change them")
+    if not yes:
+        click.confirm(f"Send {subject!r} to {target.recipients} recipient(s) of {target.segment.label!r} "
+                      f"via {description}?", abort=True, err=True)
+    sending = ws.sending
+    options = SendOptions(
+        concurrency=concurrency or sending.concurrency,
+        rate=RateLimit.parse(rate or sending.rate),
+        limit=limit,
+    )
+    options.retry = type(options.retry)(first_delay=retry_after)
+    row = begin_send(store, target, slug, utcnow())
+    progress = _Progress(target.recipients)
+    with progress.bar:
+        result = run(store, ws, target.build, row, connect, options, retry_unknown=retry_unknown,
+                     retry_failed=retry_failed, progress=progress)
+    report, totals = result.report, result.counts
+    click.echo("\t".join(f"{name} {totals[name]}" for name in totals))
+    if result.recovered_unknown:
+        click.echo(f"{result.recovered_unknown} message(s) were being sent when an earlier run stopped; their "
+                   f"fate is unknown. Check, then 'campaign send {slug} --retry-unknown' to send them again.",
+                   err=True)
+    if report.bounced:
+        click.echo(f"{report.bounced} address(es) bounced and are now suppressed.", err=True)
+    if report.paused:
+        click.echo(f"{slug} is paused; 'campaign resume {slug}' continues it.", err=True)
+    elif report.stopped or report.limited:
+        click.echo(f"Stopped. 'campaign send {slug}' continues where this run stopped.", err=True)
+    elif result.remaining:
+        click.echo(f"{result.remaining} delivery(ies) wait for a retry, the next at {_when(result.next_due)}; "
+                   f"'campaign send {slug}' or 'campaign send-due' sends them.", err=True)
+    elif result.done:
+        click.echo(f"{slug} is sent.", err=True)
+    if report.error:
+        raise SendError(report.error)
+
+
+@cli.command("test-send")
+@click.argument("slug")
+@click.option("--to", "addresses", multiple=True, required=True, help="Recipient (repeatable).")
+@pass_state
+def test_send_(state: State, slug: str, addresses: tuple[str, ...]) -> None:
+    """Send "[TEST]" copies of SLUG to the given addresses; the campaign's deliveries are untouched.
+
+    \b
+    Example:
+      campaign test-send back-pain --to me@clinic.example
+    """
+    description, connect = connection_factory(state.workspace, state.transport_url)
+    for address, reply in test_send(state.store, state.workspace, slug, addresses, connect):
+        click.echo(f"{address}\t{reply}")
+    click.echo(f"Sent {len(addresses)} test message(s) via {description}.", err=True)
+
+
+@cli.command("status")
+@click.argument("slug", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def status_(state: State, slug: str | None, as_json: bool) -> None:
+    """Where each send stands: counts per state, times, and failures with the server's replies.
+
+    \b
+    Example:
+      campaign status back-pain
+    """
+    found = status(state.store, slug)
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    for entry in found:
+        name = entry["campaign"] if not entry["occurrence"] else f"{entry['campaign']} ({entry['occurrence']})"
+        click.echo(f"{name}: {entry['state']}")
+        counts = entry["counts"]
+        assert isinstance(counts, dict)
+        click.echo("  " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+        click.echo(f"  started {entry['started_at'] or '-'}  finished {entry['finished_at'] or '-'}")
+        failures = entry["failures"]
+        assert isinstance(failures, list)
+        for failure in failures:
+            click.echo(f"  {failure['state']}: {failure['email']}: {failure['reply']}")

@@ -1,0 +1,275 @@
+"""Deliveries: one row per (send, subscriber), and the state changes that make sending exactly-once.
+
+    queued --claim--> queued+lease --begin--> sending --250--> sent
+                                                  |--4xx / dropped--> queued (due later)
+                                                  |--5xx--> failed
+    a subscriber no longer subscribed at claim or begin --> skipped
+    sending with an expired lease (the sender died) --> unknown: never resent by itself
+
+A claim only leases rows; a row becomes `sending` in the same transaction that records the
+previous message as sent, just before its own message goes out. So a sender killed at any
+moment leaves at most the one message it was transmitting as `unknown`, and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from pipeline.errors import CampaignError
+from pipeline.segments import Segment
+from pipeline.store import DELIVERY_STATES, UTCDateTime, deliveries, sends, subscribers
+
+LEASE = timedelta(minutes=10)
+
+
+class SendError(CampaignError):
+    """A send cannot start or go on as asked."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A leased delivery and what its message needs to know about the subscriber."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    first_name: str | None
+    last_name: str | None
+    fields: dict[str, Any]
+    timezone: str | None
+    attempts: int
+
+    def values(self) -> dict[str, object]:
+        return {**self.fields, "email": self.email, "first_name": self.first_name or "",
+                "last_name": self.last_name or "", "timezone": self.timezone or ""}
+
+    @property
+    def name(self) -> str | None:
+        return " ".join(n for n in (self.first_name, self.last_name) if n) or None
+
+
+@dataclass(frozen=True)
+class SendRow:
+    id: int
+    campaign: str
+    occurrence: str
+    state: str
+    segment: str | None
+    subject: str | None
+    scheduled_at: datetime | None
+    snapshot_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def _send_row(row: Any) -> SendRow:
+    return SendRow(row.id, row.campaign, row.occurrence, row.state, row.segment, row.subject, row.scheduled_at,
+                   row.snapshot_at, row.started_at, row.finished_at)
+
+
+def find_send(conn: Connection, campaign: str, occurrence: str = "") -> SendRow | None:
+    row = conn.execute(sa.select(sends).where(sends.c.campaign == campaign, sends.c.occurrence == occurrence)).first()
+    return _send_row(row) if row else None
+
+
+def get_send(conn: Connection, send_id: int) -> SendRow:
+    row = conn.execute(sa.select(sends).where(sends.c.id == send_id)).first()
+    if row is None:
+        raise SendError(f"no send number {send_id}")
+    return _send_row(row)
+
+
+def all_sends(conn: Connection, campaign: str | None = None) -> list[SendRow]:
+    query = sa.select(sends).order_by(sends.c.campaign, sends.c.occurrence)
+    if campaign is not None:
+        query = query.where(sends.c.campaign == campaign)
+    return [_send_row(row) for row in conn.execute(query)]
+
+
+def create_send(conn: Connection, campaign: str, *, segment: str, subject: str, state: str,
+                now: datetime, occurrence: str = "", scheduled_at: datetime | None = None,
+                local_time: str | None = None, timezone: str | None = None) -> SendRow:
+    """A new send row; if another process made the same one first, that one is returned."""
+    try:
+        with conn.begin_nested():
+            conn.execute(sends.insert().values(
+                campaign=campaign, occurrence=occurrence, state=state, segment=segment, subject=subject,
+                scheduled_at=scheduled_at, local_time=local_time, timezone=timezone, created_at=now,
+                updated_at=now))
+    except IntegrityError:
+        pass
+    found = find_send(conn, campaign, occurrence)
+    assert found is not None
+    return found
+
+
+def set_send_state(conn: Connection, send_id: int, state: str, now: datetime, **extra: Any) -> None:
+    conn.execute(sends.update().where(sends.c.id == send_id).values(state=state, updated_at=now, **extra))
+
+
+def snapshot(conn: Connection, send: SendRow, segment: Segment, now: datetime, due_at: datetime | None = None) -> int:
+    """Fix the recipients: one queued delivery per subscribed member of the segment, in one statement.
+
+    Does nothing if the send already has its snapshot, so two starters cannot make two.
+    """
+    fresh = conn.execute(sends.update().where(sends.c.id == send.id, sends.c.snapshot_at.is_(None))
+                         .values(snapshot_at=now, started_at=now, updated_at=now))
+    if fresh.rowcount == 0:
+        return 0
+    chosen = sa.select(
+        sa.literal(send.id, sa.Integer), subscribers.c.id, sa.literal("queued", sa.String),
+        sa.literal(due_at or now, UTCDateTime), sa.literal(0, sa.Integer), sa.literal(now, UTCDateTime),
+    ).where(segment.recipients)
+    result = conn.execute(deliveries.insert().from_select(
+        ["send_id", "subscriber_id", "state", "due_at", "attempts", "updated_at"], chosen))
+    return int(result.rowcount or 0)
+
+
+def recover(conn: Connection, send_id: int, now: datetime) -> int:
+    """Rows left `sending` by a sender that died: their fate is unknown, so they are never resent
+    by themselves. Leases on rows that were only claimed simply lapse."""
+    result = conn.execute(deliveries.update().where(
+        deliveries.c.send_id == send_id, deliveries.c.state == "sending", deliveries.c.lease_until < now,
+    ).values(state="unknown", worker=None, lease_until=None, updated_at=now,
+             error="the sender stopped while this message was being sent; it may or may not have arrived"))
+    return int(result.rowcount or 0)
+
+
+def claim(conn: Connection, send_id: int, worker: str, limit: int, now: datetime) -> list[Claimed]:
+    """Lease up to `limit` due deliveries to `worker`; ones whose subscriber left become skipped."""
+    candidates = sa.select(deliveries.c.id).where(
+        deliveries.c.send_id == send_id, deliveries.c.state == "queued", deliveries.c.due_at <= now,
+        sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+    ).order_by(deliveries.c.due_at, deliveries.c.id).limit(limit).with_for_update(skip_locked=True)
+    ids = list(conn.execute(candidates).scalars())
+    if not ids:
+        return []
+    conn.execute(deliveries.update().where(deliveries.c.id.in_(ids)).values(
+        lease_until=now + LEASE, worker=worker, updated_at=now))
+    rows = conn.execute(
+        sa.select(deliveries.c.id.label("delivery_id"), deliveries.c.attempts, subscribers.c.id.label("subscriber_id"),
+                  subscribers.c.email, subscribers.c.first_name, subscribers.c.last_name, subscribers.c.fields,
+                  subscribers.c.timezone, subscribers.c.status)
+        .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+        .where(deliveries.c.id.in_(ids)).order_by(deliveries.c.due_at, deliveries.c.id)
+    ).all()
+    gone = [r.delivery_id for r in rows if r.status != "subscribed"]
+    if gone:
+        skip(conn, gone, now, "not subscribed when its turn came")
+    return [Claimed(r.delivery_id, r.subscriber_id, r.email, r.first_name, r.last_name, dict(r.fields or {}),
+                    r.timezone, r.attempts) for r in rows if r.status == "subscribed"]
+
+
+def skip(conn: Connection, ids: Sequence[int], now: datetime, reason: str) -> None:
+    conn.execute(deliveries.update().where(deliveries.c.id.in_(ids)).values(
+        state="skipped", worker=None, lease_until=None, error=reason, updated_at=now))
+
+
+_STILL_SUBSCRIBED = sa.exists().where(subscribers.c.id == deliveries.c.subscriber_id,
+                                      subscribers.c.status == "subscribed")
+
+
+_SEND_ACTIVE = sa.exists().where(sends.c.id == deliveries.c.send_id, sends.c.state == "sending")
+
+
+def begin(conn: Connection, delivery_id: int, worker: str, now: datetime) -> str:
+    """Mark one leased delivery `sending` just before its message goes out.
+
+    Returns "started"; "skipped" when its subscriber left since the claim; "paused" when the
+    send was paused or cancelled meanwhile (the row is given back, still queued).
+    """
+    started = conn.execute(deliveries.update().where(
+        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "queued",
+        _STILL_SUBSCRIBED, _SEND_ACTIVE,
+    ).values(state="sending", attempts=deliveries.c.attempts + 1, lease_until=now + LEASE, updated_at=now))
+    if started.rowcount == 1:
+        return "started"
+    active = conn.execute(sa.select(_SEND_ACTIVE).select_from(deliveries).where(deliveries.c.id == delivery_id)).scalar()
+    if not active:
+        release(conn, [delivery_id], worker, now)
+        return "paused"
+    skip(conn, [delivery_id], now, "not subscribed when its turn came")
+    return "skipped"
+
+
+def mark_sent(conn: Connection, delivery_id: int, worker: str, message_id: str, now: datetime) -> None:
+    conn.execute(deliveries.update().where(
+        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "sending",
+    ).values(state="sent", message_id=message_id, sent_at=now, lease_until=None, error=None, updated_at=now))
+
+
+def retry_later(conn: Connection, delivery_id: int, worker: str, reply: str, due: datetime, now: datetime) -> None:
+    conn.execute(deliveries.update().where(
+        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "sending",
+    ).values(state="queued", due_at=due, lease_until=None, worker=None, error=reply, updated_at=now))
+
+
+def mark_failed(conn: Connection, delivery_id: int, worker: str, reply: str, now: datetime) -> None:
+    conn.execute(deliveries.update().where(
+        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "sending",
+    ).values(state="failed", lease_until=None, error=reply, updated_at=now))
+
+
+def mark_unknown(conn: Connection, delivery_id: int, worker: str, reason: str, now: datetime) -> None:
+    conn.execute(deliveries.update().where(
+        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "sending",
+    ).values(state="unknown", lease_until=None, worker=None, error=reason, updated_at=now))
+
+
+def release(conn: Connection, ids: Iterable[int], worker: str, now: datetime) -> None:
+    """Give back leased rows not yet started (a clean stop): they stay queued for the next run."""
+    ids = list(ids)
+    if ids:
+        conn.execute(deliveries.update().where(
+            deliveries.c.id.in_(ids), deliveries.c.worker == worker, deliveries.c.state == "queued",
+        ).values(lease_until=None, worker=None, updated_at=now))
+
+
+def requeue(conn: Connection, send_id: int, state: str, now: datetime) -> int:
+    """Deliberately send again rows that are `unknown` or `failed` (send --retry-unknown / --retry-failed)."""
+    result = conn.execute(deliveries.update().where(deliveries.c.send_id == send_id, deliveries.c.state == state)
+                          .values(state="queued", due_at=now, lease_until=None, worker=None, updated_at=now))
+    return int(result.rowcount or 0)
+
+
+def counts(conn: Connection, send_id: int) -> dict[str, int]:
+    found = dict.fromkeys(DELIVERY_STATES, 0)
+    query = sa.select(deliveries.c.state, sa.func.count()).where(deliveries.c.send_id == send_id).group_by(
+        deliveries.c.state)
+    found.update({state: int(n) for state, n in conn.execute(query)})
+    return found
+
+
+def pending(conn: Connection, send_id: int) -> tuple[int, datetime | None]:
+    """How many deliveries are still to go, and when the next one falls due."""
+    row = conn.execute(sa.select(sa.func.count(), sa.func.min(deliveries.c.due_at)).where(
+        deliveries.c.send_id == send_id, deliveries.c.state.in_(["queued", "sending"]))).one()
+    return int(row[0]), row[1]
+
+
+def failures(conn: Connection, send_id: int, limit: int = 50) -> list[tuple[str, str, str]]:
+    """(address, state, the server's reply) for failed, unknown and retrying deliveries."""
+    query = (sa.select(subscribers.c.email, deliveries.c.state, deliveries.c.error)
+             .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+             .where(deliveries.c.send_id == send_id, deliveries.c.error.is_not(None),
+                    deliveries.c.state.in_(["failed", "unknown", "queued"]))
+             .order_by(deliveries.c.id).limit(limit))
+    return [(email or "(erased)", state, error) for email, state, error in conn.execute(query)]
+
+
+def finish_if_done(conn: Connection, send_id: int, now: datetime) -> bool:
+    """A send is done when nothing is queued or sending any more."""
+    left, _ = pending(conn, send_id)
+    if left:
+        return False
+    conn.execute(sends.update().where(sends.c.id == send_id, sends.c.state.in_(["sending", "scheduled"]))
+                 .values(state="sent", finished_at=now, updated_at=now))
+    return True
+

@@ -1,0 +1,176 @@
+"""Sending a campaign: check it, fix its recipients once, run the workers, report.
+
+`campaign send`, `send-due` and the scheduler all come through here, so a campaign is sent the
+same way whoever starts it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pipeline.build import Build, build_campaign, sample_values
+from pipeline.deliveries import (
+    SendError,
+    SendRow,
+    all_sends,
+    counts,
+    create_send,
+    failures,
+    find_send,
+    finish_if_done,
+    pending,
+    recover,
+    requeue,
+    set_send_state,
+    snapshot,
+)
+from pipeline.lint import errors
+from pipeline.messages import MessageFactory, Recipient
+from pipeline.segments import Segment, count, everyone, resolve
+from pipeline.sender import SendOptions, SendReport, Sender
+from pipeline.settings import Workspace
+from pipeline.store import Store, utcnow
+from pipeline.subscribers import find
+from pipeline.tokens import Tokens, load_secret
+from pipeline.transports import ConnectionFactory, open_transport
+
+DEFAULT_TRANSPORT = "maildir:outbox"
+TEST_PREFIX = "[TEST] "
+
+
+@dataclass
+class Plan:
+    """What `send` is about to do, for the confirmation prompt and --dry-run."""
+
+    build: Build
+    segment: Segment
+    send: SendRow | None
+    recipients: int  # deliveries still to go if the send has begun, else the segment's size
+
+
+def checked_build(workspace: Workspace, slug: str) -> Build:
+    """The campaign rendered, refusing one whose lint report has errors."""
+    build = build_campaign(workspace, slug)
+    problems = errors(build.findings)
+    if problems:
+        raise SendError(f"campaign {slug!r} has {len(problems)} lint error(s), the first: {problems[0]}; "
+                        f"see 'campaign lint {slug}'")
+    return build
+
+
+def plan(store: Store, workspace: Workspace, slug: str, segment: str | None = None,
+         occurrence: str = "", now: datetime | None = None) -> Plan:
+    build = checked_build(workspace, slug)
+    chosen = segment or build.settings.segment
+    with store.reading() as conn:
+        target = resolve(conn, chosen, workspace.segments, now=now) if chosen else everyone()
+        existing = find_send(conn, slug, occurrence)
+        if existing is not None and existing.snapshot_at is not None:
+            remaining, _ = pending(conn, existing.id)
+            return Plan(build, target, existing, remaining)
+        return Plan(build, target, existing, count(conn, target))
+
+
+def begin_send(store: Store, plan_: Plan, slug: str, now: datetime, occurrence: str = "",
+               due_at: datetime | None = None) -> SendRow:
+    """Create the send (if new) and snapshot its recipients, in one transaction."""
+    with store.transaction() as conn:
+        send = create_send(conn, slug, segment=plan_.segment.expression, subject=plan_.build.rendered.newsletter.subject,
+                           state="sending", now=now, occurrence=occurrence)
+        if send.state in ("draft", "scheduled", "paused"):
+            set_send_state(conn, send.id, "sending", now)
+        snapshot(conn, send, plan_.segment, now, due_at)
+        return find_send(conn, slug, occurrence) or send
+
+
+def connection_factory(workspace: Workspace, transport: str | None) -> tuple[str, ConnectionFactory]:
+    return open_transport(transport or DEFAULT_TRANSPORT, workspace.root)
+
+
+@dataclass
+class RunResult:
+    report: SendReport
+    recovered_unknown: int
+    counts: dict[str, int]
+    remaining: int
+    next_due: datetime | None
+    done: bool
+
+
+def run(store: Store, workspace: Workspace, build: Build, send: SendRow, connect: ConnectionFactory,
+        options: SendOptions, *, retry_unknown: bool = False, retry_failed: bool = False,
+        stop: threading.Event | None = None, progress: Callable[[SendReport], None] | None = None,
+        clock: Callable[[], datetime] = utcnow) -> RunResult:
+    """Send what is due of one send now, then report where it stands."""
+    now = clock()
+    with store.transaction() as conn:
+        recovered = recover(conn, send.id, now)
+        if retry_unknown:
+            requeue(conn, send.id, "unknown", now)
+        if retry_failed:
+            requeue(conn, send.id, "failed", now)
+    secret = load_secret(workspace.root)
+    factory = MessageFactory(workspace, build.rendered, send.campaign, send.id, Tokens(secret), secret)
+    report = Sender(store, factory, connect, send.id, options, stop, progress, clock).run()
+    with store.transaction() as conn:
+        done = finish_if_done(conn, send.id, clock())
+        remaining, next_due = pending(conn, send.id)
+        totals = counts(conn, send.id)
+    return RunResult(report, recovered, totals, remaining, next_due, done)
+
+
+def test_send(store: Store, workspace: Workspace, slug: str, addresses: Sequence[str],
+              connect: ConnectionFactory) -> list[tuple[str, str]]:
+    """Send "[TEST]" copies to addresses, filled in with their subscriber data or sample data.
+
+    Deliveries are not touched; each copy has a fresh Message-ID, so inboxes never fold a second
+    test into the first.
+    """
+    build = checked_build(workspace, slug)
+    secret = load_secret(workspace.root)
+    factory = MessageFactory(workspace, build.rendered, slug, 0, Tokens(secret), secret, subject_prefix=TEST_PREFIX)
+    results = []
+    connection = connect()
+    try:
+        for address in addresses:
+            with store.reading() as conn:
+                subscriber = find(conn, address)
+            if subscriber is not None:
+                recipient = Recipient(subscriber.id, subscriber.email, " ".join(
+                    n for n in (subscriber.first_name, subscriber.last_name) if n) or None, subscriber.merge_values())
+            else:
+                values = {**sample_values(workspace), "email": address}
+                recipient = Recipient(0, address, None, values)
+            message_id = f"<test.{secrets.token_hex(8)}@{factory.domain}>"
+            _, message = factory.build(recipient, message_id=message_id)
+            reply = connection.send(factory.envelope_from, recipient.email, message)
+            results.append((recipient.email, reply))
+    finally:
+        connection.close()
+    return results
+
+
+def status(store: Store, slug: str | None = None) -> list[dict[str, object]]:
+    """Each send's state, counts per delivery state, times and failures with the server's replies."""
+    out: list[dict[str, object]] = []
+    with store.reading() as conn:
+        for send in all_sends(conn, slug):
+            out.append({
+                "campaign": send.campaign,
+                "occurrence": send.occurrence or None,
+                "state": send.state,
+                "subject": send.subject,
+                "scheduled_at": send.scheduled_at.isoformat() if send.scheduled_at else None,
+                "started_at": send.started_at.isoformat() if send.started_at else None,
+                "finished_at": send.finished_at.isoformat() if send.finished_at else None,
+                "counts": counts(conn, send.id),
+                "failures": [{"email": e, "state": s, "reply": r} for e, s, r in failures(conn, send.id)],
+            })
+    if slug is not None and not out:
+        raise SendError(f"campaign {slug!r} has not been sent or scheduled yet")
+    return out
+

@@ -1,0 +1,175 @@
+"""SMTP and SMTPS with STARTTLS or TLS, AUTH, connection reuse and pipelining.
+
+smtplib does the connecting, TLS and AUTH. Sending uses PIPELINING (RFC 2920) when the server
+offers it: MAIL, RCPT and DATA go out together, so a message costs two round trips, not four.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from pipeline.transports import PermanentFailure, TemporaryFailure, TransportError, UncertainDelivery
+
+PASSWORD_ENV = "CAMPAIGN_SMTP_PASSWORD"
+TIMEOUT = 60
+# Replies to RCPT that mean the mailbox does not exist or refuses mail for good: a hard bounce.
+BOUNCE_CODES = {550, 551, 553}
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    implicit_tls: bool
+    user: str | None
+    password: str | None
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        parts = urlsplit(url)
+        if parts.password:
+            raise TransportError(f"put the SMTP password in ${PASSWORD_ENV}, not in the URL")
+        if not parts.hostname:
+            raise TransportError(f"{parts.scheme}:// needs a host, like {parts.scheme}://mail.example.com")
+        implicit = parts.scheme == "smtps"
+        try:
+            port = parts.port or (465 if implicit else 587)
+        except ValueError:
+            raise TransportError(f"bad port in {url!r}") from None
+        user = unquote(parts.username) if parts.username else None
+        password = os.environ.get(PASSWORD_ENV)
+        if user and not password:
+            raise TransportError(f"{url} names a user; set the password in ${PASSWORD_ENV}")
+        return cls(parts.hostname, port, implicit, user, password)
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def describe(self) -> str:
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        return f"{scheme}://{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+
+
+def _reply(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {' '.join(text.split())}"
+
+
+class SmtpConnection:
+    """One authenticated SMTP session, reused for message after message."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self.client = self._connect()
+        self.pipelining = self.client.has_extn("pipelining")
+        self.smtputf8 = self.client.has_extn("smtputf8")
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        try:
+            if s.implicit_tls:
+                client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=TIMEOUT, context=context)
+            else:
+                client = smtplib.SMTP(s.host, s.port, timeout=TIMEOUT)
+            client.ehlo()
+            if not s.implicit_tls:
+                if client.has_extn("starttls"):
+                    client.starttls(context=context)
+                    client.ehlo()
+                elif not s.loopback:
+                    client.close()
+                    raise TransportError(f"{s.describe()} does not offer STARTTLS; refusing to send in the clear")
+            if s.user:
+                client.login(s.user, s.password or "")
+            return client
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(f"{s.describe()} refused the login: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransportError(f"cannot connect to {s.describe()}: {exc}") from None
+
+    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        options = ""
+        if not recipient.isascii() or not envelope_from.isascii():
+            if not self.smtputf8:
+                raise PermanentFailure(f"the server does not offer SMTPUTF8, needed for {recipient}")
+            options = " SMTPUTF8"
+        try:
+            return self._transact(envelope_from, recipient, message, options)
+        except (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, OSError) as exc:
+            raise TemporaryFailure(f"connection lost: {exc or type(exc).__name__}", reconnect=True) from None
+
+    def _command_replies(self, envelope_from: str, recipient: str, options: str) -> list[tuple[int, bytes]]:
+        client = self.client
+        commands = [f"MAIL FROM:<{envelope_from}>{options}", f"RCPT TO:<{recipient}>", "DATA"]
+        if self.pipelining:
+            client.send("".join(c + "\r\n" for c in commands).encode("utf-8"))
+            return [client.getreply() for _ in commands]
+        replies = []
+        for command in commands:
+            client.send((command + "\r\n").encode("utf-8"))
+            replies.append(client.getreply())
+            if replies[-1][0] >= 400:
+                break
+        return replies
+
+    def _transact(self, envelope_from: str, recipient: str, message: bytes, options: str) -> str:
+        client = self.client
+        replies = self._command_replies(envelope_from, recipient, options)
+        steps = ("MAIL", "RCPT", "DATA")
+        for step, (code, text) in zip(steps, replies):
+            expected = 354 if step == "DATA" else 250
+            if code == expected or (step == "RCPT" and code == 251):
+                continue
+            if code == 354:  # DATA was accepted although an earlier command failed: end it empty
+                client.send(b".\r\n")
+                client.getreply()
+            self._reset()
+            reply = _reply(code, text)
+            if code == 421:
+                raise TemporaryFailure(reply, reconnect=True)
+            if 400 <= code < 500:
+                raise TemporaryFailure(reply)
+            raise PermanentFailure(reply, bounce=step == "RCPT" and code in BOUNCE_CODES)
+        body = _LEADING_DOT.sub(b"..", message)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        client.send(body + b".\r\n")
+        try:
+            code, text = client.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise UncertainDelivery(f"the connection broke before the server confirmed the message: {exc}") from None
+        reply = _reply(code, text)
+        if code == 250:
+            return reply
+        if code == 421:
+            raise TemporaryFailure(reply, reconnect=True)
+        if 400 <= code < 500:
+            raise TemporaryFailure(reply)
+        raise PermanentFailure(reply)
+
+    def _reset(self) -> None:
+        try:
+            self.client.rset()
+        except smtplib.SMTPException:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.client.quit()
+        except (smtplib.SMTPException, OSError):
+            self.client.close()

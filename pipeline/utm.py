@@ -1,0 +1,47 @@
+"""UTM parameters on links to the practice's own site, so its analytics can tell newsletter visits."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_HREF = re.compile(r'href="(https?://[^"]+)"')
+_TEXT_URL = re.compile(r"https?://[^\s<>\"()]+")
+
+
+def _own(host: str, domains: Iterable[str]) -> bool:
+    host = host.lower().split(":")[0]
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def add_utm(url: str, params: dict[str, str], domains: Iterable[str]) -> str:
+    """The URL with params added, if it points at one of domains and does not set them already."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not _own(parts.netloc, domains):
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {k for k, _ in query}
+    query += [(k, v) for k, v in params.items() if k not in present]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def utm_params(source: str, campaign: str) -> dict[str, str]:
+    return {"utm_source": source, "utm_medium": "email", "utm_campaign": campaign}
+
+
+def tag_html(document: str, params: dict[str, str], domains: Iterable[str]) -> str:
+    domains = tuple(domains)
+
+    def replace(match: re.Match[str]) -> str:
+        url = html.unescape(match.group(1))
+        return f'href="{html.escape(add_utm(url, params, domains), quote=True)}"'
+
+    return _HREF.sub(replace, document)
+
+
+def tag_text(text: str, params: dict[str, str], domains: Iterable[str]) -> str:
+    domains = tuple(domains)
+    return _TEXT_URL.sub(lambda m: add_utm(m.group(0).rstrip(".,;:!?"), params, domains)
+                         + m.group(0)[len(m.group(0).rstrip(".,;:!?")):], text)

@@ -1,0 +1,189 @@
+"""`campaign send`, `test-send` and `status` against a real SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pipeline.store import Store, subscribers
+from pipeline.subscribers import Changes, add
+from tests.conftest import Campaign
+from tests.smtp_server import SmtpTestServer
+
+SUBJECT = "Can acupuncture ease persistent back pain?"
+
+
+def people(campaign: Campaign, count: int, tag: str = "back-pain", start: int = 0) -> list[str]:
+    store = Store(campaign.db_url or f"sqlite:///{campaign.root / 'campaign.db'}")
+    addresses = [f"patient{n}@example.com" for n in range(start, start + count)]
+    with store.transaction() as conn:
+        for n, address in enumerate(addresses, start=start):
+            add(conn, address, Changes(first_name=f"Pat{n}", tags={tag}), "test")
+    store.close()
+    return addresses
+
+
+def send(campaign: Campaign, server: SmtpTestServer, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return campaign("--transport", server.url, "send", "back-pain", *args, input=input)
+
+
+def test_each_recipient_gets_one_standard_message(audience: Campaign, smtp_server: SmtpTestServer) -> None:
+    addresses = people(audience, 12)
+    people(audience, 3, tag="sleep", start=100)  # outside the segment
+    result = send(audience, smtp_server, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "queued 0\tsending 0\tsent 12\tfailed 0\tskipped 0\tunknown 0\n"
+    assert result.stderr.endswith("back-pain is sent.\n")
+    assert smtp_server.recipients() == {a: 1 for a in addresses}
+    received = {m.recipients[0]: m for m in smtp_server.received}
+    message = received["patient3@example.com"].message
+    assert message["Subject"] == SUBJECT
+    assert message["To"] == "Pat3 <patient3@example.com>"
+    assert message["From"] == '"Dr. Mei Lin at Willow Creek Acupuncture" <newsletter@willowcreek-acupuncture.example>'
+    assert message["Reply-To"] == "frontdesk@willowcreek-acupuncture.example"
+    assert re.fullmatch(r"<back-pain\.1\.\d+\.[0-9a-f]{12}@willowcreek-acupuncture\.example>", message["Message-ID"])
+    assert message["Date"] and message["MIME-Version"] == "1.0"
+    assert re.fullmatch(r"<https://willowcreek-acupuncture\.example/email/unsubscribe/[\w.-]+>, "
+                        r"<mailto:unsubscribe@willowcreek-acupuncture\.example\?subject=unsubscribe%20[\w.-]+>",
+                        message["List-Unsubscribe"])
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] == "Willow Creek health newsletter <newsletter.willowcreek-acupuncture.example>"
+    assert received["patient3@example.com"].envelope_from == "bounces@willowcreek-acupuncture.example"
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = list(message.iter_parts())
+    assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+    assert text.get_content_charset() == html.get_content_charset() == "utf-8"
+    assert "Hi Pat3," in text.get_content() and "Hi Pat3," in html.get_content()
+    assert "https://willowcreek-acupuncture.example/book?utm_source=newsletter&utm_medium=email" \
+           "&utm_campaign=back-pain" in text.get_content()
+    for data in (m.data for m in smtp_server.received):
+        assert max(len(line) for line in data.split(b"\r\n")) <= 998
+
+    again = send(audience, smtp_server, "--yes")
+    assert (again.exit_code, again.stdout) == (0, "")
+    assert "was sent on" in again.stderr
+    assert smtp_server.recipients() == {a: 1 for a in addresses}
+
+
+def test_confirmation_dry_run_and_limit(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    people(campaign, 5)
+    dry = send(campaign, smtp_server, "--dry-run")
+    assert (dry.exit_code, dry.stdout) == (0, "5\n")
+    assert dry.stderr == (f"Would send {SUBJECT!r} to 5 recipient(s) of 'back-pain' via "
+                          f"smtp://127.0.0.1:{smtp_server.port}.\n")
+    refused = send(campaign, smtp_server, input="n\n")
+    assert refused.exit_code == 1 and "to 5 recipient(s)" in refused.stderr
+    assert smtp_server.received == []
+    first = send(campaign, smtp_server, "--limit", "2", input="y\n")
+    assert first.stdout == "queued 3\tsending 0\tsent 2\tfailed 0\tskipped 0\tunknown 0\n"
+    assert "continues where this run stopped" in first.stderr
+    rest = send(campaign, smtp_server, "--yes")
+    assert rest.stdout == "queued 0\tsending 0\tsent 5\tfailed 0\tskipped 0\tunknown 0\n"
+    assert sum(smtp_server.recipients().values()) == 5
+
+
+def test_temporary_failures_drops_and_421_are_retried(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    addresses = people(campaign, 6)
+    smtp_server.behaviour.temporary = {addresses[0]: 2}
+    smtp_server.behaviour.drop_on_rcpt = {addresses[1]: 1}
+    smtp_server.behaviour.answer_421 = 1
+    first = send(campaign, smtp_server, "--yes", "--retry-after", "0", "--concurrency", "1")
+    assert first.exit_code == 0, first.stderr
+    for _ in range(5):
+        if sum(smtp_server.recipients().values()) == 6:
+            break
+        assert send(campaign, smtp_server, "--yes", "--retry-after", "0").exit_code == 0
+    assert smtp_server.recipients() == {a: 1 for a in addresses}
+    status = json.loads(campaign("status", "back-pain", "--json").stdout)
+    assert status[0]["counts"]["sent"] == 6 and status[0]["state"] == "sent"
+
+
+def test_hard_bounce_fails_and_suppresses(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    addresses = people(campaign, 3)
+    smtp_server.behaviour.rcpt_replies = {addresses[1]: "550 5.1.1 <patient1@example.com>: no such user"}
+    result = send(campaign, smtp_server, "--yes")
+    assert result.stdout == "queued 0\tsending 0\tsent 2\tfailed 1\tskipped 0\tunknown 0\n"
+    assert "1 address(es) bounced and are now suppressed." in result.stderr
+    status = campaign("status", "back-pain")
+    assert "  failed: patient1@example.com: 550 5.1.1 <patient1@example.com>: no such user\n" in status.stdout
+    listed = campaign("subscribers", "list").stdout
+    assert "patient1@example.com\tPat1\t\tbounced\tback-pain" in listed
+
+
+def test_suppressed_addresses_never_get_mail(audience: Campaign, smtp_server: SmtpTestServer) -> None:
+    addresses = people(audience, 4)
+    audience("subscribers", "unsubscribe", addresses[0])
+    first = send(audience, smtp_server, "--yes", "--limit", "1")
+    assert first.exit_code == 0
+    audience("subscribers", "unsubscribe", addresses[2])  # after the snapshot: checked when its turn comes
+    audience("subscribers", "delete", addresses[3], "--yes")
+    rest = send(audience, smtp_server, "--yes")
+    assert rest.stdout == "queued 0\tsending 0\tsent 1\tfailed 0\tskipped 2\tunknown 0\n"
+    assert smtp_server.recipients() == {addresses[1]: 1}
+
+
+def test_subscriber_data_cannot_inject_headers_or_markup(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    store = Store(f"sqlite:///{campaign.root / 'campaign.db'}")
+    with store.transaction() as conn:
+        add(conn, "eve@example.com", Changes(tags={"back-pain"}), "test")
+        conn.execute(subscribers.update().where(subscribers.c.email_key == "eve@example.com").values(
+            first_name="Eve\r\nBcc: x@example.com <script>alert(1)</script>", last_name="Smith"))
+    store.close()
+    assert send(campaign, smtp_server, "--yes").exit_code == 0
+    (received,) = smtp_server.received
+    assert received.recipients == ["eve@example.com"]
+    message = received.message
+    assert message["Bcc"] is None and "x@example.com" not in message["To"].split("<")[-1]
+    assert message["To"] == '"Eve Bcc: x@example.com <script>alert(1)</script> Smith" <eve@example.com>'
+    text, html = (part.get_content() for part in message.iter_parts())
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "Hi Eve\nBcc: x@example.com <script>alert(1)</script>," in text  # in the body, only text
+    header_block = received.data.split(b"\r\n\r\n", 1)[0]
+    assert not re.search(rb"\r\nBcc:", header_block)
+
+
+def test_test_send_leaves_deliveries_alone(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    people(campaign, 2)
+    result = campaign("--transport", smtp_server.url, "test-send", "back-pain", "--to", "me@clinic.example",
+                      "--to", "patient1@example.com")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ("me@clinic.example\t250 2.0.0 Message accepted\n"
+                             "patient1@example.com\t250 2.0.0 Message accepted\n")
+    subjects = {m.recipients[0]: m.message for m in smtp_server.received}
+    assert subjects["me@clinic.example"]["Subject"] == f"[TEST] {SUBJECT}"
+    assert "Hi Pat1," in list(subjects["patient1@example.com"].iter_parts())[0].get_content()
+    assert subjects["me@clinic.example"]["Message-ID"] != subjects["patient1@example.com"]["Message-ID"]
+    status = campaign("status", "back-pain")
+    assert (status.exit_code, status.stderr) == (1, "campaign: error: campaign 'back-pain' has not been sent or "
+                                                    "scheduled yet\n")
+
+
+def test_maildir_is_the_default_outbox(campaign: Campaign) -> None:
+    people(campaign, 2)
+    result = campaign("send", "back-pain", "--yes")
+    assert result.exit_code == 0
+    outbox = campaign.root / "outbox" / "new"
+    files = sorted(outbox.iterdir())
+    assert len(files) == 2
+    assert b"Delivered-To: patient" in files[0].read_bytes()
+
+
+def test_lint_errors_block_sending(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    people(campaign, 1)
+    article = campaign.root / "campaigns" / "back-pain" / "article.md"
+    article.write_text(article.read_text() + "\n[broken](#)\n")
+    result = send(campaign, smtp_server, "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("campaign: error: campaign 'back-pain' has 1 lint error(s), the first: "
+                                    "error: email.html:")
+    assert smtp_server.received == []
+
+
+def test_unreachable_server_is_a_failure_and_loses_nothing(campaign: Campaign) -> None:
+    people(campaign, 2)
+    result = campaign("--transport", "smtp://127.0.0.1:9", "send", "back-pain", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.endswith("campaign: error: cannot connect to smtp://127.0.0.1:9: [Errno 111] Connection "
+                                  "refused\n")
+    status = json.loads(campaign("status", "back-pain", "--json").stdout)
+    assert status[0]["counts"]["queued"] == 2 and status[0]["counts"]["unknown"] == 0
