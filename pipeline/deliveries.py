@@ -13,6 +13,8 @@ moment leaves at most the one message it was transmitting as `unknown`, and noth
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -132,13 +134,46 @@ def snapshot(conn: Connection, send: SendRow, segment: Segment, now: datetime, d
     return int(result.rowcount or 0)
 
 
+def worker_name(suffix: str) -> str:
+    """host:pid:suffix, so a later run on the same host can tell when a worker's process is gone."""
+    return f"{socket.gethostname()}:{os.getpid()}:{suffix}"
+
+
+def _dead(worker: str) -> bool:
+    """A worker of this host whose process no longer runs: its leases need not be waited out."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def recover(conn: Connection, send_id: int, now: datetime) -> int:
-    """Rows left `sending` by a sender that died: their fate is unknown, so they are never resent
-    by themselves. Leases on rows that were only claimed simply lapse."""
+    """Deal with rows of senders that died.
+
+    Rows left `sending` (lease expired, or its process gone) may or may not have been sent:
+    they become `unknown` and are never resent by themselves. Rows a dead sender had only
+    leased go back to the queue. Returns how many became unknown.
+    """
+    held = conn.execute(sa.select(deliveries.c.worker).distinct().where(
+        deliveries.c.send_id == send_id, deliveries.c.worker.is_not(None), deliveries.c.lease_until >= now)).scalars()
+    dead = [w for w in held if _dead(w)]
+    gone = sa.or_(deliveries.c.lease_until < now, deliveries.c.worker.in_(dead)) if dead else \
+        deliveries.c.lease_until < now
     result = conn.execute(deliveries.update().where(
-        deliveries.c.send_id == send_id, deliveries.c.state == "sending", deliveries.c.lease_until < now,
+        deliveries.c.send_id == send_id, deliveries.c.state == "sending", gone,
     ).values(state="unknown", worker=None, lease_until=None, updated_at=now,
              error="the sender stopped while this message was being sent; it may or may not have arrived"))
+    if dead:
+        conn.execute(deliveries.update().where(
+            deliveries.c.send_id == send_id, deliveries.c.state == "queued", deliveries.c.worker.in_(dead),
+        ).values(worker=None, lease_until=None, updated_at=now))
     return int(result.rowcount or 0)
 
 

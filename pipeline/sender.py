@@ -8,8 +8,6 @@ nothing `unknown`.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import uuid
@@ -28,6 +26,7 @@ from pipeline.deliveries import (
     mark_unknown,
     release,
     retry_later,
+    worker_name,
 )
 from pipeline.messages import MessageFactory, Recipient
 from pipeline.settings import RATE
@@ -134,22 +133,23 @@ class Sender:
         self.report = SendReport()
         self.budget = options.limit
         self.budget_lock = threading.Lock()
-        self.prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.prefix = worker_name(uuid.uuid4().hex[:8])
 
     def run(self) -> SendReport:
-        threads = [threading.Thread(target=self._worker, args=(f"{self.prefix}:{n}",), daemon=True)
-                   for n in range(max(1, self.options.concurrency))]
-        for thread in threads:
-            thread.start()
+        # Workers signal their end with events rather than being joined: on Python 3.11, a join
+        # interrupted by Ctrl-C marks a still-running thread as finished.
+        finished = [threading.Event() for _ in range(max(1, self.options.concurrency))]
+        for n, done in enumerate(finished):
+            threading.Thread(target=self._worker, args=(f"{self.prefix}:{n}", done), daemon=True).start()
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.2)
+            for done in finished:
+                while not done.wait(0.2):
+                    pass
         except KeyboardInterrupt:
             self.report.stopped = True
             self.stop.set()
-            for thread in threads:
-                thread.join()
+            for done in finished:
+                done.wait()
         return self.report
 
     def _take_budget(self) -> bool:
@@ -170,7 +170,7 @@ class Sender:
             return False
         return True
 
-    def _worker(self, name: str) -> None:
+    def _worker(self, name: str, done: threading.Event) -> None:
         connection: Connection | None = None
         try:
             while not self.stop.is_set() and self._active():
@@ -194,6 +194,7 @@ class Sender:
         finally:
             if connection is not None:
                 connection.close()
+            done.set()
 
     def _deliver(self, name: str, item: Claimed, connection: Connection | None) -> Connection | None:
         message_id, message = self.factory.build(Recipient(item.subscriber_id, item.email, item.name, item.values()))

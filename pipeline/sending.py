@@ -81,10 +81,35 @@ def begin_send(store: Store, plan_: Plan, slug: str, now: datetime, occurrence: 
     with store.transaction() as conn:
         send = create_send(conn, slug, segment=plan_.segment.expression, subject=plan_.build.rendered.newsletter.subject,
                            state="sending", now=now, occurrence=occurrence)
-        if send.state in ("draft", "scheduled", "paused"):
+        if send.state == "paused":
+            raise SendError(f"{slug} is paused; 'campaign resume {slug}' first")
+        if send.state in ("draft", "scheduled"):
             set_send_state(conn, send.id, "sending", now)
         snapshot(conn, send, plan_.segment, now, due_at)
         return find_send(conn, slug, occurrence) or send
+
+
+def pause(store: Store, slug: str, now: datetime) -> SendRow:
+    """Stop a send or a schedule: running senders finish the message in flight and let go."""
+    with store.transaction() as conn:
+        send = find_send(conn, slug)
+        if send is None or send.state not in ("sending", "scheduled"):
+            state = send.state if send else "not sent or scheduled"
+            raise SendError(f"{slug} cannot be paused: it is {state}")
+        set_send_state(conn, send.id, "paused", now)
+        return find_send(conn, slug) or send
+
+
+def resume(store: Store, slug: str, now: datetime) -> SendRow:
+    """Undo pause: back to its schedule if that is still ahead and nothing was sent, else sending."""
+    with store.transaction() as conn:
+        send = find_send(conn, slug)
+        if send is None or send.state != "paused":
+            state = send.state if send else "not sent or scheduled"
+            raise SendError(f"{slug} is not paused: it is {state}")
+        waiting = send.snapshot_at is None and send.scheduled_at is not None and send.scheduled_at > now
+        set_send_state(conn, send.id, "scheduled" if waiting else "sending", now)
+        return find_send(conn, slug) or send
 
 
 def connection_factory(workspace: Workspace, transport: str | None) -> tuple[str, ConnectionFactory]:

@@ -14,7 +14,7 @@ from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
 from pipeline.deliveries import SendError
 from pipeline.sender import RateLimit, SendOptions, SendReport
-from pipeline.sending import begin_send, connection_factory, plan, run, status, test_send
+from pipeline.sending import begin_send, connection_factory, pause, plan, resume, run, status, test_send
 from pipeline.store import utcnow
 
 
@@ -117,6 +117,8 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
         click.echo(f"{slug} is sent.", err=True)
     if report.error:
         raise SendError(report.error)
+    if report.stopped:
+        sys.exit(130)  # stopped by Ctrl-C, as shells report it
 
 
 @cli.command("test-send")
@@ -162,3 +164,33 @@ def status_(state: State, slug: str | None, as_json: bool) -> None:
         assert isinstance(failures, list)
         for failure in failures:
             click.echo(f"  {failure['state']}: {failure['email']}: {failure['reply']}")
+
+
+@cli.command("pause")
+@click.argument("slug")
+@pass_state
+def pause_(state: State, slug: str) -> None:
+    """Pause a send or a schedule; senders stop after the message in flight.
+
+    \b
+    Example:
+      campaign pause back-pain
+    """
+    pause(state.store, slug, utcnow())
+    click.echo(f"{slug}\tpaused")
+
+
+@cli.command("resume")
+@click.argument("slug")
+@pass_state
+def resume_(state: State, slug: str) -> None:
+    """Resume a paused send or schedule; nobody gets a second copy.
+
+    \b
+    Example:
+      campaign resume back-pain
+    """
+    row = resume(state.store, slug, utcnow())
+    click.echo(f"{slug}\t{row.state}")
+    if row.state == "sending":
+        click.echo(f"'campaign send {slug}' (or the next 'campaign send-due') goes on sending it.", err=True)
