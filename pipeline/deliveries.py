@@ -18,7 +18,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.errors import CampaignError
 from pipeline.segments import Segment
-from pipeline.store import DELIVERY_STATES, UTCDateTime, deliveries, sends, subscribers
+from pipeline.store import DELIVERY_STATES, UTCDateTime, deliveries, run_sql, sends, subscribers
 
 LEASE = timedelta(minutes=10)
 
@@ -35,9 +35,9 @@ class SendError(CampaignError):
     """A send cannot start or go on as asked."""
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A leased delivery and what its message needs to know about the subscriber."""
+class Claimed(NamedTuple):
+    """A leased delivery and what its message needs to know about the subscriber (a tuple: made
+    for every message, and cheap to make)."""
 
     delivery_id: int
     subscriber_id: int
@@ -177,24 +177,33 @@ def recover(conn: Connection, send_id: int, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
+# Built once: a claim runs for every batch, and building these costs more than running them.
+_CANDIDATES = (
+    sa.select(deliveries.c.id).where(
+        deliveries.c.send_id == sa.bindparam("send_id"), deliveries.c.state == "queued",
+        deliveries.c.due_at <= sa.bindparam("now", type_=UTCDateTime),
+        sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < sa.bindparam("now", type_=UTCDateTime)),
+    ).order_by(deliveries.c.due_at, deliveries.c.id).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
+)
+_LEASE = deliveries.update().where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True))).values(
+    lease_until=sa.bindparam("lease", type_=UTCDateTime), worker=sa.bindparam("worker"),
+    updated_at=sa.bindparam("now", type_=UTCDateTime))
+_CLAIMED = (
+    sa.select(deliveries.c.id.label("delivery_id"), deliveries.c.attempts, subscribers.c.id.label("subscriber_id"),
+              subscribers.c.email, subscribers.c.first_name, subscribers.c.last_name, subscribers.c.fields,
+              subscribers.c.timezone, subscribers.c.status)
+    .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+    .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True))).order_by(deliveries.c.due_at, deliveries.c.id)
+)
+
+
 def claim(conn: Connection, send_id: int, worker: str, limit: int, now: datetime) -> list[Claimed]:
     """Lease up to `limit` due deliveries to `worker`; ones whose subscriber left become skipped."""
-    candidates = sa.select(deliveries.c.id).where(
-        deliveries.c.send_id == send_id, deliveries.c.state == "queued", deliveries.c.due_at <= now,
-        sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
-    ).order_by(deliveries.c.due_at, deliveries.c.id).limit(limit).with_for_update(skip_locked=True)
-    ids = list(conn.execute(candidates).scalars())
+    ids = list(conn.execute(_CANDIDATES, {"send_id": send_id, "now": now, "limit": limit}).scalars())
     if not ids:
         return []
-    conn.execute(deliveries.update().where(deliveries.c.id.in_(ids)).values(
-        lease_until=now + LEASE, worker=worker, updated_at=now))
-    rows = conn.execute(
-        sa.select(deliveries.c.id.label("delivery_id"), deliveries.c.attempts, subscribers.c.id.label("subscriber_id"),
-                  subscribers.c.email, subscribers.c.first_name, subscribers.c.last_name, subscribers.c.fields,
-                  subscribers.c.timezone, subscribers.c.status)
-        .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
-        .where(deliveries.c.id.in_(ids)).order_by(deliveries.c.due_at, deliveries.c.id)
-    ).all()
+    conn.execute(_LEASE, {"ids": ids, "lease": now + LEASE, "worker": worker, "now": now})
+    rows = conn.execute(_CLAIMED, {"ids": ids}).all()
     gone = [r.delivery_id for r in rows if r.status != "subscribed"]
     if gone:
         skip(conn, gone, now, "not subscribed when its turn came")
@@ -209,23 +218,29 @@ def skip(conn: Connection, ids: Sequence[int], now: datetime, reason: str) -> No
 
 _STILL_SUBSCRIBED = sa.exists().where(subscribers.c.id == deliveries.c.subscriber_id,
                                       subscribers.c.status == "subscribed")
-
-
 _SEND_ACTIVE = sa.exists().where(sends.c.id == deliveries.c.send_id, sends.c.state == "sending")
+# The two statements every message runs, written out: see store.run_sql.
+_BEGIN = ("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_until = ?, updated_at = ? "
+          "WHERE id = ? AND worker = ? AND state = 'queued' "
+          "AND EXISTS (SELECT 1 FROM subscribers WHERE subscribers.id = deliveries.subscriber_id "
+          "AND subscribers.status = 'subscribed') "
+          "AND EXISTS (SELECT 1 FROM sends WHERE sends.id = deliveries.send_id AND sends.state = 'sending')")
+_SENT = ("UPDATE deliveries SET state = 'sent', message_id = ?, sent_at = ?, lease_until = NULL, error = NULL, "
+         "updated_at = ? WHERE id = ? AND worker = ? AND state = 'sending'")
 
 
-def begin(conn: Connection, delivery_id: int, worker: str, now: datetime) -> str:
-    """Mark one leased delivery `sending` just before its message goes out.
+def begin_statement(delivery_id: int, worker: str, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    """Mark one leased delivery `sending`, just before its message goes out; it matches no row
+    if the subscriber left since the claim or the send was paused (see not_started)."""
+    return _BEGIN, (now + LEASE, now, delivery_id, worker)
 
-    Returns "started"; "skipped" when its subscriber left since the claim; "paused" when the
-    send was paused or cancelled meanwhile (the row is given back, still queued).
-    """
-    started = conn.execute(deliveries.update().where(
-        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "queued",
-        _STILL_SUBSCRIBED, _SEND_ACTIVE,
-    ).values(state="sending", attempts=deliveries.c.attempts + 1, lease_until=now + LEASE, updated_at=now))
-    if started.rowcount == 1:
-        return "started"
+
+def sent_statement(delivery_id: int, worker: str, message_id: str, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    return _SENT, (message_id, now, now, delivery_id, worker)
+
+
+def not_started(conn: Connection, delivery_id: int, worker: str, now: datetime) -> str:
+    """Why begin matched nothing: "paused" (the row is given back, still queued) or "skipped"."""
     active = conn.execute(sa.select(_SEND_ACTIVE).select_from(deliveries).where(deliveries.c.id == delivery_id)).scalar()
     if not active:
         release(conn, [delivery_id], worker, now)
@@ -234,10 +249,19 @@ def begin(conn: Connection, delivery_id: int, worker: str, now: datetime) -> str
     return "skipped"
 
 
+def begin(conn: Connection, delivery_id: int, worker: str, now: datetime) -> str:
+    """begin_statement through SQLAlchemy: "started", "paused" or "skipped"."""
+    if run_sql(conn, *_flat(begin_statement(delivery_id, worker, now))).rowcount == 1:
+        return "started"
+    return not_started(conn, delivery_id, worker, now)
+
+
 def mark_sent(conn: Connection, delivery_id: int, worker: str, message_id: str, now: datetime) -> None:
-    conn.execute(deliveries.update().where(
-        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "sending",
-    ).values(state="sent", message_id=message_id, sent_at=now, lease_until=None, error=None, updated_at=now))
+    run_sql(conn, *_flat(sent_statement(delivery_id, worker, message_id, now)))
+
+
+def _flat(statement: tuple[str, tuple[Any, ...]]) -> tuple[Any, ...]:
+    return (statement[0], *statement[1])
 
 
 def retry_later(conn: Connection, delivery_id: int, worker: str, reply: str, due: datetime, now: datetime) -> None:

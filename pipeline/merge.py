@@ -42,6 +42,18 @@ class Slot:
     field: str
     fallback: str
 
+    def value(self, values: Mapping[str, object], html: bool, defaults: Mapping[str, str] | None) -> str:
+        """This slot's text for one recipient: escaped for HTML; fallbacks are already in the part's form."""
+        value = values.get(self.field)
+        if value is None or value == "":
+            if self.fallback:
+                return self.fallback
+            value = (defaults or {}).get(self.field, "")
+        text = str(value)
+        if not text.isprintable():  # CR, NUL and friends never come from a real name
+            text = _CONTROL.sub(" ", text.replace("\r\n", "\n"))
+        return escape(text, quote=True) if html else text
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -56,22 +68,7 @@ class Prepared:
     def fill(self, values: Mapping[str, object], *, html: bool,
              defaults: Mapping[str, str] | None = None) -> str:
         """One recipient's copy. Values are escaped for HTML; fallbacks are already in the part's form."""
-        out: list[str] = []
-        for part in self.parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            value = values.get(part.field)
-            if value is None or value == "":
-                if part.fallback:
-                    out.append(part.fallback)
-                    continue
-                value = (defaults or {}).get(part.field, "")
-            text = str(value)
-            if not text.isprintable():  # CR, NUL and friends never come from a real name
-                text = _CONTROL.sub(" ", text.replace("\r\n", "\n"))
-            out.append(escape(text, quote=True) if html else text)
-        return "".join(out)
+        return "".join(part if isinstance(part, str) else part.value(values, html, defaults) for part in self.parts)
 
 
 def prepare(text: str) -> Prepared:

@@ -103,9 +103,6 @@ class Base64Part:
         self.defaults = defaults
         self.cache: dict[tuple[int, int], tuple[bytes, bytes]] = {}
 
-    def _value(self, slot: Slot, values: Mapping[str, object]) -> bytes:
-        return Prepared((slot,)).fill(values, html=self.html, defaults=self.defaults).encode("utf-8")
-
     def _run(self, index: int, start: int) -> tuple[bytes, bytes]:
         """The encoded whole blocks of piece[start:], and the bytes left over."""
         body = self.pieces[index]
@@ -115,7 +112,8 @@ class Base64Part:
         lines = [_line(body[i:i + self.BLOCK]) for i in range(0, full, self.BLOCK)]
         return b"".join(lines), body[full:]
 
-    def encode(self, values: Mapping[str, object]) -> bytes:
+    def encode(self, values: Mapping[str, object]) -> list[bytes]:
+        """The encoded lines, in runs: joined once, into the whole message."""
         out: list[bytes] = []
         carry = b""
         for index, piece in enumerate(self.pieces):
@@ -134,13 +132,13 @@ class Base64Part:
                 out.append(run[0])
                 carry = run[1]
                 continue
-            carry += self._value(piece, values)
+            carry += piece.value(values, self.html, self.defaults).encode("utf-8")
             while len(carry) >= self.BLOCK:
                 out.append(_line(carry[:self.BLOCK]))
                 carry = carry[self.BLOCK:]
         if carry:
             out.append(_line(carry))
-        return b"".join(out)
+        return out
 
 
 def _line(data: bytes) -> bytes:
@@ -238,8 +236,8 @@ class MessageFactory:
             f"List-Unsubscribe: {unsubscribe}",
         ])
         # Base64 lines hold only [A-Za-z0-9+/=], so the boundary ("=_part_...") can never occur in them.
-        message = b"".join([headers.encode("utf-8"), b"\r\n\r\n", self.text_head, self.text.encode(values),
-                            self.html_head, self.html.encode(values), self.tail])
+        message = b"".join([headers.encode("utf-8"), b"\r\n\r\n", self.text_head, *self.text.encode(values),
+                            self.html_head, *self.html.encode(values), self.tail])
         if self.dkim is not None:
             message = self.dkim.sign(message) + message
         return message_id, message

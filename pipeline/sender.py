@@ -11,26 +11,30 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from pipeline.deliveries import (
     Claimed,
-    begin,
+    begin_statement,
     claim,
     mark_failed,
     mark_sent,
     mark_unknown,
+    not_started,
     release,
     retry_later,
+    sent_statement,
     worker_name,
 )
 from pipeline.messages import MessageFactory, Recipient
 from pipeline.settings import RATE
-from pipeline.store import Store, sends, utcnow
+from pipeline.store import RawTransactions, Store, sends, utcnow
 from pipeline.subscribers import get_by_id, set_status
 from pipeline.transports import (
     Connection,
@@ -41,7 +45,8 @@ from pipeline.transports import (
     UncertainDelivery,
 )
 
-CLAIM_BATCH = 20
+CLAIM_BATCH = 50  # leased rows stay queued, so a crash never makes them unknown
+_WRITE_LOCK = threading.Lock()
 CONNECT_ATTEMPTS = 3
 
 
@@ -161,100 +166,17 @@ class Sender:
             self.budget -= 1
             return True
 
-    def _active(self) -> bool:
-        with self.store.reading() as db:
-            state = db.execute(sa.select(sends.c.state).where(sends.c.id == self.send_id)).scalar()
-        if state != "sending":
-            self.report.paused = True
-            self.stop.set()
-            return False
-        return True
-
     def _worker(self, name: str, done: threading.Event) -> None:
-        connection: Connection | None = None
         try:
-            while not self.stop.is_set() and self._active():
-                with self.store.transaction() as db:
-                    batch = claim(db, self.send_id, name, CLAIM_BATCH, self.clock())
-                if not batch:
-                    return
-                for index, item in enumerate(batch):
-                    if not self.stop.is_set() and not self._take_budget():
-                        self.report.limited = True
-                        self.stop.set()  # --limit reached: this run is done
-                    if self.stop.is_set():
-                        with self.store.transaction() as db:
-                            release(db, [c.delivery_id for c in batch[index:]], name, self.clock())
-                        return
-                    connection = self._deliver(name, item, connection)
+            with self.store.engine.connect() as db:
+                db.execution_options(writing=True)
+                _Worker(self, name, db).run()
         except Exception as exc:  # a worker that dies must stop the others and say why
             if not self.report.error:
                 self.report.error = str(exc) or type(exc).__name__
             self.stop.set()
         finally:
-            if connection is not None:
-                connection.close()
             done.set()
-
-    def _deliver(self, name: str, item: Claimed, connection: Connection | None) -> Connection | None:
-        message_id, message = self.factory.build(Recipient(item.subscriber_id, item.email, item.name, item.values()))
-        with self.store.transaction() as db:
-            outcome = begin(db, item.delivery_id, name, self.clock())
-        if outcome == "skipped":
-            self.report.add(skipped=1)
-            return connection
-        if outcome == "paused":
-            self.report.paused = True
-            self.stop.set()
-            return connection
-        self.options.rate.wait(self.stop)
-        try:
-            if connection is None:
-                connection = self._open()
-            connection.send(self.factory.envelope_from, item.email, message)
-        except TransportError as exc:
-            # Nothing went out: the row goes back to the queue, and this run stops.
-            with self.store.transaction() as db:
-                retry_later(db, item.delivery_id, name, str(exc), self.clock(), self.clock())
-            raise
-        except TemporaryFailure as exc:
-            if exc.reconnect and connection is not None:
-                connection.close()
-                connection = None
-            self._temporary(name, item, exc.reply)
-        except UncertainDelivery as exc:
-            if connection is not None:
-                connection.close()
-                connection = None
-            with self.store.transaction() as db:
-                mark_unknown(db, item.delivery_id, name, exc.reply, self.clock())
-            self.report.add(unknown=1)
-        except PermanentFailure as exc:
-            now = self.clock()
-            with self.store.transaction() as db:
-                mark_failed(db, item.delivery_id, name, exc.reply, now)
-                if exc.bounce:
-                    subscriber = get_by_id(db, item.subscriber_id)
-                    if subscriber is not None and set_status(db, subscriber, "bounced", "smtp", exc.reply):
-                        self.report.add(bounced=1)
-            self.report.add(failed=1)
-        else:
-            with self.store.transaction() as db:
-                mark_sent(db, item.delivery_id, name, message_id, self.clock())
-            self.report.add(sent=1)
-        self.progress(self.report)
-        return connection
-
-    def _temporary(self, name: str, item: Claimed, reply: str) -> None:
-        now = self.clock()
-        attempts = item.attempts + 1
-        with self.store.transaction() as db:
-            if attempts >= self.options.retry.max_attempts:
-                mark_failed(db, item.delivery_id, name, f"gave up after {attempts} attempts: {reply}", now)
-                self.report.add(failed=1)
-            else:
-                retry_later(db, item.delivery_id, name, reply, now + self.options.retry.delay(attempts), now)
-                self.report.add(retrying=1)
 
     def _open(self) -> Connection:
         delay = 1.0
@@ -266,3 +188,145 @@ class Sender:
                     raise
                 delay *= 2
         raise AssertionError("unreachable")
+
+
+class _Worker:
+    """One sending thread: its own database connection and its own transport connection.
+
+    A message's `sent` is written in the same transaction that marks the next message
+    `sending` (or on its own before any pause), so each message costs one transaction.
+    """
+
+    def __init__(self, sender: Sender, name: str, db: sa.Connection) -> None:
+        self.sender = sender
+        self.name = name
+        self.db = db
+        self.raw = RawTransactions(db)
+        self.connection: Connection | None = None
+        self.sent: tuple[int, str] | None = None  # answered 250, not yet written down
+
+    def advance(self, item: Claimed) -> str:
+        """Record the last message sent and mark this one `sending`: one transaction a message."""
+        now = self.sender.clock()
+        statements = [begin_statement(item.delivery_id, self.name, now)]
+        if self.sent is not None:
+            statements.insert(0, sent_statement(self.sent[0], self.name, self.sent[1], now))
+        with _WRITE_LOCK:
+            started = self.raw.run(statements)[-1] == 1
+        self.sent = None
+        if started:
+            return "started"
+        with self.writing() as db:
+            return not_started(db, item.delivery_id, self.name, now)
+
+    @contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """A write transaction, one thread at a time, that first records the last message sent.
+
+        SQLite lets one writer in at a time and makes the others sleep in growing steps of
+        milliseconds; queueing the workers here keeps the transactions back to back instead.
+        Other processes still meet at the database's own lock.
+        """
+        with _WRITE_LOCK, self.db.begin():
+            if self.sent is not None:
+                mark_sent(self.db, self.sent[0], self.name, self.sent[1], self.sender.clock())
+                self.sent = None
+            yield self.db
+
+    def flush(self) -> None:
+        if self.sent is not None:
+            with self.writing():
+                pass
+
+    def run(self) -> None:
+        sender = self.sender
+        try:
+            while not sender.stop.is_set() and self.active():
+                with self.writing() as db:
+                    batch = claim(db, sender.send_id, self.name, CLAIM_BATCH, sender.clock())
+                if not batch:
+                    return
+                for index, item in enumerate(batch):
+                    if not sender.stop.is_set() and not sender._take_budget():
+                        sender.report.limited = True
+                        sender.stop.set()  # --limit reached: this run is done
+                    if sender.stop.is_set():
+                        with self.writing() as db:
+                            release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
+                        return
+                    self.deliver(item)
+        finally:
+            self.flush()
+            if self.connection is not None:
+                self.connection.close()
+
+    def active(self) -> bool:
+        with self.writing():
+            state = self.db.execute(sa.select(sends.c.state).where(sends.c.id == self.sender.send_id)).scalar()
+        if state != "sending":
+            self.sender.report.paused = True
+            self.sender.stop.set()
+            return False
+        return True
+
+    def deliver(self, item: Claimed) -> None:
+        sender, name = self.sender, self.name
+        if sender.options.rate.interval:
+            self.flush()  # written down now, not after the wait
+            sender.options.rate.wait(sender.stop)
+        message_id, message = sender.factory.build(Recipient(item.subscriber_id, item.email, item.name, item.values()))
+        outcome = self.advance(item)
+        if outcome == "skipped":
+            sender.report.add(skipped=1)
+            return
+        if outcome == "paused":
+            sender.report.paused = True
+            sender.stop.set()
+            return
+        try:
+            if self.connection is None:
+                self.connection = sender._open()
+            self.connection.send(sender.factory.envelope_from, item.email, message)
+        except TransportError as exc:
+            # Nothing went out: the row goes back to the queue, and this run stops.
+            with self.writing() as db:
+                retry_later(db, item.delivery_id, name, str(exc), sender.clock(), sender.clock())
+            raise
+        except TemporaryFailure as exc:
+            if exc.reconnect:
+                self.drop_connection()
+            self.temporary(item, exc.reply)
+        except UncertainDelivery as exc:
+            self.drop_connection()
+            with self.writing() as db:
+                mark_unknown(db, item.delivery_id, name, exc.reply, sender.clock())
+            sender.report.add(unknown=1)
+        except PermanentFailure as exc:
+            with self.writing() as db:
+                mark_failed(db, item.delivery_id, name, exc.reply, sender.clock())
+                if exc.bounce:
+                    subscriber = get_by_id(db, item.subscriber_id)
+                    if subscriber is not None and set_status(db, subscriber, "bounced", "smtp", exc.reply):
+                        sender.report.add(bounced=1)
+            sender.report.add(failed=1)
+        else:
+            self.sent = (item.delivery_id, message_id)
+            sender.report.add(sent=1)
+        sender.progress(sender.report)
+
+    def drop_connection(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def temporary(self, item: Claimed, reply: str) -> None:
+        sender = self.sender
+        now = sender.clock()
+        attempts = item.attempts + 1
+        with self.writing() as db:
+            if attempts >= sender.options.retry.max_attempts:
+                mark_failed(db, item.delivery_id, self.name, f"gave up after {attempts} attempts: {reply}", now)
+                sender.report.add(failed=1)
+            else:
+                retry_later(db, item.delivery_id, self.name, reply, now + sender.options.retry.delay(attempts), now)
+                sender.report.add(retrying=1)

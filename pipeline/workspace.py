@@ -14,7 +14,8 @@ from pipeline.readers import read_article
 from pipeline.settings import CONFIG_NAME, SETTINGS_NAME, Workspace, check_slug
 
 EXAMPLE_CAMPAIGN = "back-pain"
-WORKSPACE_FILES = (CONFIG_NAME, "templates", f"campaigns/{EXAMPLE_CAMPAIGN}")
+EXAMPLE_SUBSCRIBERS = "subscribers.csv"
+WORKSPACE_FILES = (CONFIG_NAME, "templates", f"campaigns/{EXAMPLE_CAMPAIGN}", EXAMPLE_SUBSCRIBERS)
 
 
 def skeleton_root() -> Path:

@@ -31,12 +31,14 @@ class _Progress:
         self.started = time.monotonic()
         self.done = 0
         self.lock = threading.Lock()
+        self.live = sys.stderr.isatty()  # a log file gets the label once, not a line per message
 
     def __call__(self, report: SendReport) -> None:
         with self.lock:
-            finished = report.sent + report.failed + report.retrying + report.skipped
-            rate = finished / max(time.monotonic() - self.started, 1e-6)
-            self.bar.label = f"Sending {rate:,.0f}/s"
+            finished = report.sent + report.failed + report.retrying + report.skipped + report.unknown
+            if self.live:
+                rate = finished / max(time.monotonic() - self.started, 1e-6)
+                self.bar.label = f"Sending {rate:,.0f}/s"
             self.bar.update(finished - self.done)
             self.done = finished
 
@@ -114,7 +116,7 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
         click.echo(f"{result.remaining} delivery(ies) wait for a retry, the next at {_when(result.next_due)}; "
                    f"'campaign send {slug}' or 'campaign send-due' sends them.", err=True)
     elif result.done:
-        click.echo(f"{slug} is sent.", err=True)
+        click.echo(f"{slug} is sent, via {description}.", err=True)
     if report.error:
         raise SendError(report.error)
     if report.stopped:

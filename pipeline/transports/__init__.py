@@ -65,8 +65,8 @@ def open_transport(url: str, workspace_root: Path) -> tuple[str, ConnectionFacto
         path = Path(unquote(url[len("maildir:"):]))
         if not str(path):
             raise TransportError("maildir: needs a folder, like maildir:outbox")
-        folder = path if path.is_absolute() else workspace_root / path
-        return f"maildir {folder}", lambda: MaildirConnection(folder)
+        folder = (path if path.is_absolute() else workspace_root / path).resolve()
+        return f"the Maildir {folder} (new messages in {folder / 'new'})", lambda: MaildirConnection(folder)
     parts = urlsplit(url)
     if parts.scheme in ("smtp", "smtps"):
         settings = SmtpSettings.from_url(url)

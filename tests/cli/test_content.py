@@ -18,7 +18,7 @@ def test_init_writes_a_workspace_and_refuses_to_overwrite_it(tmp_path: Path) -> 
     result = runner.invoke(cli, ["init", str(target)])
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [str(target / n) for n in
-                                          ("campaign.toml", "templates", "campaigns/back-pain")]
+                                          ("campaign.toml", "templates", "campaigns/back-pain", "subscribers.csv")]
     assert result.stderr == f"Workspace ready. Next: cd {target} && campaign render back-pain\n"
     assert (target / "templates" / "newsletter.mjml.j2").is_file()
     assert (target / "campaigns" / "back-pain" / "article.md").is_file()

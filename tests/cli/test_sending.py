@@ -33,7 +33,7 @@ def test_each_recipient_gets_one_standard_message(audience: Campaign, smtp_serve
     result = send(audience, smtp_server, "--yes")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "queued 0\tsending 0\tsent 12\tfailed 0\tskipped 0\tunknown 0\n"
-    assert result.stderr.endswith("back-pain is sent.\n")
+    assert result.stderr.endswith(f"back-pain is sent, via smtp://127.0.0.1:{smtp_server.port}.\n")
     assert smtp_server.recipients() == {a: 1 for a in addresses}
     received = {m.recipients[0]: m for m in smtp_server.received}
     message = received["patient3@example.com"].message

@@ -1,0 +1,211 @@
+"""Sending benchmarks, each against a baseline measured in the same run.
+
+    python benchmarks/send.py [--quick]
+
+1. Personalise and build MIME bytes on one core, against email.message.EmailMessage.
+2. End to end (claim, personalise, SMTP, record) into a minimal asyncio SMTP sink on
+   127.0.0.1, beside the ceiling of a raw pipelined client against the same sink.
+3. Against a sink that waits 40 ms before each reply: 8 connections against 1.
+4. Peak RSS of `campaign send` to 200,000 recipients.
+Targets: 1. >= 10,000 messages/s; 2. >= 2,000 messages/s; 3. 8 connections >= 6x one; 4. < 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import email.policy
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from pipeline.build import personalise, recipient_links
+from pipeline.messages import MessageFactory, Recipient
+from pipeline.sender import SendOptions
+from pipeline.sending import begin_send, connection_factory, plan, run
+from pipeline.settings import load_workspace
+from pipeline.store import Store, default_url, utcnow
+from pipeline.subscriber_import import ImportOptions, import_csv
+from pipeline.tokens import Tokens
+from pipeline.workspace import init_workspace
+
+SINK = Path(__file__).with_name("smtp_sink.py")
+FIRST = ["Ana", "Ben", "Chloé", "Dev", "Emma", "Farid", "Grace", "Hiro", "Inès", "Jamal", "Kai", "Lena"]
+
+
+def workspace(folder: Path, subscribers: int) -> Path:
+    root = folder / "clinic"
+    init_workspace(root)
+    if subscribers:
+        source = folder / "list.csv"
+        with source.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["email", "first_name", "tags"])
+            for n in range(subscribers):
+                writer.writerow([f"reader{n}@mail{n % 97}.example", FIRST[n % len(FIRST)], "back-pain"])
+        import_csv(Store(default_url(root)), source, ImportOptions())
+    return root
+
+
+def build_rate(folder: Path, count: int, baseline_count: int) -> None:
+    from pipeline.build import build_campaign
+
+    root = workspace(folder / "build", 0)
+    ws = load_workspace(root)
+    rendered = build_campaign(ws, "back-pain").rendered
+    tokens = Tokens("benchmark-secret")
+    factory = MessageFactory(ws, rendered, "back-pain", 1, tokens, "benchmark-secret")
+    people = [Recipient(n, f"reader{n}@example.com", f"{FIRST[n % len(FIRST)]} Reader",
+                        {"first_name": FIRST[n % len(FIRST)], "email": f"reader{n}@example.com"}) for n in range(count)]
+    start = time.perf_counter()
+    size = 0
+    for person in people:
+        size += len(factory.build(person)[1])
+    ours = count / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    for person in people[:baseline_count]:
+        values = {**person.values, **recipient_links(ws, tokens.make(person.subscriber_id, "back-pain"))}
+        html, text = personalise(rendered, ws, values)
+        message = EmailMessage()
+        message["From"] = f"{ws.sender.from_name} <{ws.sender.from_address}>"
+        message["To"] = f"{person.name} <{person.email}>"
+        message["Subject"] = rendered.newsletter.subject
+        message["Message-ID"] = factory.message_id(person.subscriber_id)
+        message["List-Unsubscribe"] = f"<{values['unsubscribe_url']}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        message.as_bytes(policy=email.policy.SMTP)
+    baseline = baseline_count / (time.perf_counter() - start)
+    print(f"1. build MIME: {ours:,.0f} messages/s for {count:,} recipients ({size / count / 1024:.1f} KB each); "
+          f"EmailMessage one by one: {baseline:,.0f}/s; ratio {ours / baseline:.1f}x; "
+          f"target >= 10,000/s: {'meets' if ours >= 10_000 else 'MISSES'}")
+
+
+class Sink:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.process = subprocess.Popen([sys.executable, str(SINK), "--delay", str(delay)], stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+
+    def stop(self) -> int:
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        return int(out.split()[-1])
+
+
+def raw_ceiling(port: int, message: bytes, count: int, connections: int) -> float:
+    """A client that does nothing but pipeline prepared messages at the sink: the ceiling."""
+    def client(share: int) -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            reader = sock.makefile("rb")
+            reader.readline()
+            sock.sendall(b"EHLO bench\r\n")
+            while not reader.readline().startswith(b"250 "):
+                pass
+            for _ in range(share):
+                sock.sendall(b"MAIL FROM:<b@example.com>\r\nRCPT TO:<r@example.com>\r\nDATA\r\n")
+                for _ in range(3):
+                    reader.readline()
+                sock.sendall(message + b"\r\n.\r\n")
+                reader.readline()
+            sock.sendall(b"QUIT\r\n")
+
+    threads = [threading.Thread(target=client, args=(count // connections,)) for _ in range(connections)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return (count // connections * connections) / (time.perf_counter() - start)
+
+
+def send_rate(root: Path, port: int, concurrency: int, limit: int | None = None) -> tuple[float, int]:
+    ws = load_workspace(root)
+    store = Store(default_url(root))
+    chosen = plan(store, ws, "back-pain", "True")
+    row = begin_send(store, chosen, "back-pain", utcnow())
+    _, connect = connection_factory(ws, f"smtp://127.0.0.1:{port}")
+    start = time.perf_counter()
+    result = run(store, ws, chosen.build, row, connect, SendOptions(concurrency=concurrency, limit=limit))
+    elapsed = time.perf_counter() - start
+    return result.report.sent / elapsed, result.report.sent
+
+
+def end_to_end(folder: Path, count: int) -> None:
+    root = workspace(folder / "e2e", count)
+    sink = Sink()
+    try:
+        rate, sent = send_rate(root, sink.port, concurrency=4)
+        message = b"Subject: x\r\n\r\n" + b"y" * 40_000
+        ceiling = raw_ceiling(sink.port, message, 20_000, 4)
+    finally:
+        accepted = sink.stop()
+    print(f"2. end to end: {rate:,.0f} messages/s ({sent:,} sent, sink accepted {accepted:,}); raw pipelined "
+          f"client ceiling {ceiling:,.0f}/s; ratio {rate / ceiling:.2f}; target >= 2,000/s: "
+          f"{'meets' if rate >= 2_000 else 'MISSES'}")
+
+
+def slow_server(folder: Path) -> None:
+    root = workspace(folder / "slow", 400)
+    sink = Sink(delay=0.04)
+    try:
+        one, _ = send_rate(root, sink.port, concurrency=1, limit=20)
+        eight, _ = send_rate(root, sink.port, concurrency=8, limit=160)
+    finally:
+        sink.stop()
+    print(f"3. sink waiting 40 ms a reply: 1 connection {one:.1f}/s, 8 connections {eight:.1f}/s; "
+          f"ratio {eight / one:.1f}x; target >= 6x: {'meets' if eight / one >= 6 else 'MISSES'}")
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+def memory(folder: Path, count: int) -> None:
+    root = workspace(folder / "memory", count)
+    sink = Sink()
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "pipeline", "--workspace", str(root), "--transport",
+                                    f"smtp://127.0.0.1:{sink.port}", "send", "back-pain", "--segment", "True",
+                                    "--yes"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        peak = 0
+        start = time.perf_counter()
+        while process.poll() is None:
+            peak = max(peak, rss_kb(process.pid))
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        out = process.stdout.read() if process.stdout else ""
+    finally:
+        accepted = sink.stop()
+    print(f"4. send to {count:,} recipients: peak RSS {peak / 1024:.0f} MB, {accepted:,} accepted in {elapsed:.0f} s "
+          f"({out.strip()}); target < 200 MB: {'meets' if peak / 1024 < 200 else 'MISSES'}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="Smaller runs, for a first look.")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        build_rate(folder, 20_000 // scale, 2_000 // scale)
+        end_to_end(folder, 20_000 // scale)
+        slow_server(folder)
+        memory(folder, 200_000 // scale)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
