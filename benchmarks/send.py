@@ -142,13 +142,14 @@ def send_rate(root: Path, port: int, concurrency: int, limit: int | None = None)
 def end_to_end(folder: Path, count: int) -> None:
     root = workspace(folder / "e2e", count)
     sink = Sink()
+    raw_count = 20_000
     try:
         rate, sent = send_rate(root, sink.port, concurrency=4)
         message = b"Subject: x\r\n\r\n" + b"y" * 40_000
-        ceiling = raw_ceiling(sink.port, message, 20_000, 4)
+        ceiling = raw_ceiling(sink.port, message, raw_count, 4)
     finally:
-        accepted = sink.stop()
-    print(f"2. end to end: {rate:,.0f} messages/s ({sent:,} sent, sink accepted {accepted:,}); raw pipelined "
+        accepted = sink.stop() - raw_count
+    print(f"2. end to end, 4 connections: {rate:,.0f} messages/s ({sent:,} sent, sink accepted {accepted:,}); raw pipelined "
           f"client ceiling {ceiling:,.0f}/s; ratio {rate / ceiling:.2f}; target >= 2,000/s: "
           f"{'meets' if rate >= 2_000 else 'MISSES'}")
 
