@@ -153,6 +153,13 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class Bounces:
+    # A full mailbox or a server down for a day clears up by itself; an address that soft-bounced
+    # on this many sends is as good as dead.
+    soft_limit: int = 3
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
     brand: Brand
@@ -161,6 +168,9 @@ class Workspace:
     unsubscribe_mailto: str | None
     defaults: Defaults
     segments: Mapping[str, str]
+    # Tags a reader may choose on the preferences page, in campaign.toml's order: tag -> label.
+    topics: Mapping[str, str] = field(default_factory=dict)
+    bounces: Bounces = Bounces()
 
     @property
     def config_path(self) -> Path:
@@ -191,7 +201,29 @@ def _font_family(table: _Table) -> str:
     return value
 
 
-_SECTIONS = {"brand", "sender", "unsubscribe", "defaults", "segments"}
+_SECTIONS = {"brand", "sender", "unsubscribe", "defaults", "segments", "topics", "bounces"}
+_TOPIC_TAG = re.compile(r"^[^\x00-\x1f\x7f,]{1,100}$")
+
+
+def _topics(table: _Table) -> dict[str, str]:
+    topics: dict[str, str] = {}
+    for tag in table.data:
+        # A topic is a subscriber tag, so it follows the tags' rules: no commas, at most 100 characters.
+        if tag != tag.strip() or not _TOPIC_TAG.match(tag):
+            raise ConfigError("topic tags are 1 to 100 characters, without commas or surrounding spaces",
+                              where=table.where(tag))
+        topics[tag] = table.text(tag, required=True) or ""
+    return topics
+
+
+def _bounces(table: _Table) -> Bounces:
+    limit = table.raw("soft_limit", Bounces.soft_limit)
+    if isinstance(limit, str) and limit.strip().isdigit():  # from the environment
+        limit = int(limit)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ConfigError(f"{limit!r} is not a whole number of at least 1", where=table.where("soft_limit"))
+    table.check_unknown({"soft_limit"})
+    return Bounces(soft_limit=limit)
 
 
 def load_workspace(root: Path) -> Workspace:
@@ -258,7 +290,9 @@ def load_workspace(root: Path) -> Workspace:
         if not SLUG.match(name):
             raise ConfigError("segment names use lowercase letters, digits and hyphens", where=segments_t.where(name))
         segments[name] = segments_t.text(name, required=True, one_line=False) or ""
-    return Workspace(root, brand, sender, unsubscribe_url, mailto, defaults, segments)
+    return Workspace(root, brand, sender, unsubscribe_url, mailto, defaults, segments,
+                     topics=_topics(_Table(top.table("topics"), path, "topics")),
+                     bounces=_bounces(_Table(top.table("bounces"), path, "bounces")))
 
 
 @dataclass(frozen=True)
