@@ -158,6 +158,25 @@ def test_one_click_post_unsubscribes_at_once_and_only_once(site: Site, body: byt
     assert "<h1>You are unsubscribed</h1>" in fetch(url).text
 
 
+def test_one_click_posts_at_the_same_moment_record_one_change(site: Site) -> None:
+    """Some mail clients send the POST twice; the subscriber's row is locked while it changes."""
+    url = site.unsubscribe_url(site.token())
+    start = threading.Barrier(6)
+    replies: list[int] = []
+
+    def click() -> None:
+        start.wait(5)
+        replies.append(post_form(url, [("List-Unsubscribe", "One-Click")]).status)
+
+    clicks = [threading.Thread(target=click) for _ in range(6)]
+    for thread in clicks:
+        thread.start()
+    for thread in clicks:
+        thread.join(10)
+    assert replies == [200] * 6
+    assert [kind for kind, _, _ in site.events()] == ["subscribed", "unsubscribed"]
+
+
 def test_the_confirmation_pages_button_unsubscribes(site: Site) -> None:
     url = site.unsubscribe_url(site.token(campaign=None))
     (form,) = Forms(fetch(url).text).forms
