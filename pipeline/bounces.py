@@ -114,6 +114,7 @@ class _Recorder:
             return
         detail: dict[str, object] = {"kind": event.kind, "status": event.status, "send": send_id,
                                      "campaign": ref.campaign if ref else None}
+        status: str | None
         if event.kind == COMPLAINT:
             status = "complained"
         elif event.kind == HARD:
@@ -121,7 +122,7 @@ class _Recorder:
         else:
             detail["soft_bounced_sends"] = count = soft_bounced_sends(self.conn, subscriber.id)
             status = "bounced" if count >= self.soft_limit else None
-        # Only a subscribed address changes: an unsubscribed or bounced one is never mailed already,
+        # Only a subscribed address changes: an unsubscribed or bounced one is already never mailed,
         # and its status keeps saying why.
         if status and subscriber.status == "subscribed":
             set_status(self.conn, subscriber, status, f"bounces:{report.source}"[:200], json.dumps(detail))
