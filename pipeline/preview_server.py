@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import asdict
@@ -27,7 +26,8 @@ from starlette.routing import Route
 from watchfiles import DefaultFilter, awatch
 
 from pipeline.build import Build, personalise
-from pipeline.errors import CampaignError, NotFoundError
+from pipeline.errors import NotFoundError
+from pipeline.local_server import LocalServer
 from pipeline.preview import Preview, Snapshot, force_dark, message_headers, preview_message
 
 NO_STORE = {"Cache-Control": "no-store"}  # every answer reflects the files as they are now
@@ -202,21 +202,6 @@ def create_app(preview: Preview, hub: Hub, recipient: int = 0) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening socket, so a taken port is a clear error before anything starts (0: any free port)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        # As every server does: a restarted preview may take its port back at once.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen()
-    except OSError as exc:
-        sock.close()
-        raise CampaignError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                            "choose another with --host or --port") from None
-    return sock
-
-
 class _Uvicorn(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
         super().__init__(config)
@@ -228,31 +213,16 @@ class _Uvicorn(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-class PreviewServer:
+class PreviewServer(LocalServer):
     """The preview on host:port until Ctrl-C (in the main thread) or stop() (from any thread)."""
 
     def __init__(self, preview: Preview, host: str = "127.0.0.1", port: int = 8025, recipient: int = 0) -> None:
-        self.socket = listen(host, port)
         self.hub = Hub()
-        config = uvicorn.Config(create_app(preview, self.hub, recipient), log_config=None, access_log=False,
-                                lifespan="on")
-        self._server = _Uvicorn(config, self.hub)
+        super().__init__(create_app(preview, self.hub, recipient), host, port)
 
-    @property
-    def url(self) -> str:
-        host, port = self.socket.getsockname()[:2]
-        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-    @property
-    def started(self) -> bool:
-        return self._server.started
-
-    def run(self) -> None:
-        try:
-            self._server.run(sockets=[self.socket])
-        finally:
-            self.socket.close()
+    def _uvicorn(self, config: uvicorn.Config) -> uvicorn.Server:
+        return _Uvicorn(config, self.hub)
 
     def stop(self) -> None:
         self.hub.close_threadsafe()
-        self._server.should_exit = True
+        super().stop()

@@ -164,6 +164,13 @@ class Sending:
 
 
 @dataclass(frozen=True)
+class Bounces:
+    # A full mailbox or a server down for a day clears up by itself; an address that soft-bounced
+    # on this many sends is as good as dead.
+    soft_limit: int = 3
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
     brand: Brand
@@ -173,6 +180,9 @@ class Workspace:
     defaults: Defaults
     segments: Mapping[str, str]
     sending: Sending
+    # Tags a reader may choose on the preferences page, in campaign.toml's order: tag -> label.
+    topics: Mapping[str, str] = field(default_factory=dict)
+    bounces: Bounces = Bounces()
 
     @property
     def config_path(self) -> Path:
@@ -203,7 +213,7 @@ def _font_family(table: _Table) -> str:
     return value
 
 
-_SECTIONS = {"brand", "sender", "unsubscribe", "defaults", "segments", "sending"}
+_SECTIONS = {"brand", "sender", "unsubscribe", "defaults", "segments", "sending", "topics", "bounces"}
 RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 
 
@@ -244,6 +254,28 @@ def _sending(table: _Table, root: Path, brand: Brand, sender: Sender) -> Sending
     )
     table.check_unknown({"list_id", "return_path", "dkim_selector", "dkim_key", "utm_domains", "concurrency", "rate"})
     return sending
+_TOPIC_TAG = re.compile(r"^[^\x00-\x1f\x7f,]{1,100}$")
+
+
+def _topics(table: _Table) -> dict[str, str]:
+    topics: dict[str, str] = {}
+    for tag in table.data:
+        # A topic is a subscriber tag, so it follows the tags' rules: no commas, at most 100 characters.
+        if tag != tag.strip() or not _TOPIC_TAG.match(tag):
+            raise ConfigError("topic tags are 1 to 100 characters, without commas or surrounding spaces",
+                              where=table.where(tag))
+        topics[tag] = table.text(tag, required=True) or ""
+    return topics
+
+
+def _bounces(table: _Table) -> Bounces:
+    limit = table.raw("soft_limit", Bounces.soft_limit)
+    if isinstance(limit, str) and limit.strip().isdigit():  # from the environment
+        limit = int(limit)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ConfigError(f"{limit!r} is not a whole number of at least 1", where=table.where("soft_limit"))
+    table.check_unknown({"soft_limit"})
+    return Bounces(soft_limit=limit)
 
 
 def load_workspace(root: Path) -> Workspace:
@@ -311,7 +343,9 @@ def load_workspace(root: Path) -> Workspace:
             raise ConfigError("segment names use lowercase letters, digits and hyphens", where=segments_t.where(name))
         segments[name] = segments_t.text(name, required=True, one_line=False) or ""
     sending = _sending(_Table(top.table("sending"), path, "sending"), root, brand, sender)
-    return Workspace(root, brand, sender, unsubscribe_url, mailto, defaults, segments, sending)
+    return Workspace(root, brand, sender, unsubscribe_url, mailto, defaults, segments, sending,
+                     topics=_topics(_Table(top.table("topics"), path, "topics")),
+                     bounces=_bounces(_Table(top.table("bounces"), path, "bounces")))
 
 
 @dataclass(frozen=True)

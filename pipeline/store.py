@@ -159,6 +159,28 @@ sa.Index("deliveries_claim", deliveries.c.send_id, deliveries.c.state, deliverie
 sa.Index("deliveries_subscriber", deliveries.c.subscriber_id)
 
 
+BOUNCE_KINDS = ("hard", "soft", "complaint")
+
+# One row per bounced or complaining recipient of an imported report (DSN, ARF or a provider's
+# CSV row). report_key is unique, so importing the same report again finds it and changes nothing.
+bounces = sa.Table(
+    "bounces", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("report_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL")),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="SET NULL")),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16)),  # the enhanced status code, "5.1.1"
+    sa.Column("diagnostic", sa.Text),  # the remote server's words, addresses blanked out
+    sa.Column("source", sa.String(500), nullable=False),  # the file (and CSV line) it came from
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(f"kind IN ({', '.join(repr(k) for k in BOUNCE_KINDS)})", name="bounces_kind"),
+)
+sa.Index("bounces_subscriber", bounces.c.subscriber_id)
+sa.Index("bounces_send", bounces.c.send_id)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[subscribers, subscriber_tags, custom_fields, suppressions,
                                       subscriber_events])
@@ -168,8 +190,12 @@ def _v2(conn: Connection) -> None:
     metadata.create_all(conn, tables=[sends, deliveries])
 
 
+def _v3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[bounces])
+
+
 # One function per schema version, applied in order; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

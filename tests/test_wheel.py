@@ -23,6 +23,7 @@ def test_wheel_installs_into_a_fresh_venv_and_renders(tmp_path: Path) -> None:
     assert "pipeline/skeleton/templates/newsletter.mjml.j2" in names
     assert "pipeline/skeleton/campaigns/back-pain/article.md" in names
     assert "pipeline/preview_page.html" in names  # read at run time by `campaign preview`
+    assert "pipeline/web_templates/preferences.html.j2" in names  # read at run time by `campaign serve`
     assert not [n for n in names if n.startswith("tests/")]
 
     venv = tmp_path / "venv"

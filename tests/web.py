@@ -10,6 +10,7 @@ import struct
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,13 +35,20 @@ class Reply:
         return json.loads(self.body)
 
 
-def fetch(url: str) -> Reply:
-    """GET url; an error status is an answer to check, not an exception."""
+def fetch(url: str, method: str = "GET", body: bytes | None = None, content_type: str | None = None) -> Reply:
+    """Send one request (GET unless told); an error status is an answer to check, not an exception."""
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"Content-Type": content_type} if content_type else {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return Reply(response.status, response.headers["Content-Type"], dict(response.headers), response.read())
     except urllib.error.HTTPError as exc:
         return Reply(exc.code, exc.headers["Content-Type"], dict(exc.headers), exc.read())
+
+
+def post_form(url: str, fields: list[tuple[str, str]]) -> Reply:
+    """POST fields as a browser submits a form: application/x-www-form-urlencoded."""
+    return fetch(url, "POST", urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded")
 
 
 def wait_for(check: Callable[[], T], what: str, timeout: float = 5.0) -> T:
