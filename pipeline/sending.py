@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pipeline.bounces import bounce_counts
 from pipeline.build import Build, build_campaign, sample_values
 from pipeline.deliveries import (
     SendError,
@@ -180,9 +181,11 @@ def test_send(store: Store, workspace: Workspace, slug: str, addresses: Sequence
 
 
 def status(store: Store, slug: str | None = None) -> list[dict[str, object]]:
-    """Each send's state, counts per delivery state, times and failures with the server's replies."""
+    """Each send's state, counts per delivery state, bounces and complaints reported since, times,
+    and failures with the server's replies."""
     out: list[dict[str, object]] = []
     with store.reading() as conn:
+        reported = bounce_counts(conn)
         for send in all_sends(conn, slug):
             out.append({
                 "campaign": send.campaign,
@@ -193,6 +196,7 @@ def status(store: Store, slug: str | None = None) -> list[dict[str, object]]:
                 "started_at": send.started_at.isoformat() if send.started_at else None,
                 "finished_at": send.finished_at.isoformat() if send.finished_at else None,
                 "counts": counts(conn, send.id),
+                "bounces": reported.get(send.id, {"hard": 0, "soft": 0, "complaint": 0}),
                 "failures": [{"email": e, "state": s, "reply": r} for e, s, r in failures(conn, send.id)],
             })
     if slug is not None and not out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +35,19 @@ def load_secret(workspace_root: Path) -> str:
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         pass
-    value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(value + "\n")
-    return value
+    # Written whole to a private file, then linked into place: of two processes starting at
+    # once, one links and the other finds the file complete, so both sign with one secret.
+    fd, scratch = tempfile.mkstemp(prefix=f".{SECRET_FILE}.", dir=workspace_root)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(scratch)
+    return path.read_text(encoding="utf-8").strip()
 
 
 @dataclass(frozen=True)

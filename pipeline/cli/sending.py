@@ -145,7 +145,8 @@ def test_send_(state: State, slug: str, addresses: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
 def status_(state: State, slug: str | None, as_json: bool) -> None:
-    """Where each send stands: counts per state, times, and failures with the server's replies.
+    """Where each send stands: counts per state, bounces and complaints, times, and failures
+    with the server's replies.
 
     \b
     Example:
@@ -161,6 +162,9 @@ def status_(state: State, slug: str | None, as_json: bool) -> None:
         counts = entry["counts"]
         assert isinstance(counts, dict)
         click.echo("  " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+        bounced = entry["bounces"]
+        assert isinstance(bounced, dict)
+        click.echo(f"  bounces: hard {bounced['hard']}  soft {bounced['soft']}  complaints {bounced['complaint']}")
         click.echo(f"  started {entry['started_at'] or '-'}  finished {entry['finished_at'] or '-'}")
         failures = entry["failures"]
         assert isinstance(failures, list)

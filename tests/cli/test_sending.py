@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from pipeline.store import Store, subscribers
 from pipeline.subscribers import Changes, add
@@ -187,3 +188,34 @@ def test_unreachable_server_is_a_failure_and_loses_nothing(campaign: Campaign) -
                                   "refused\n")
     status = json.loads(campaign("status", "back-pain", "--json").stdout)
     assert status[0]["counts"]["queued"] == 2 and status[0]["counts"]["unknown"] == 0
+
+
+def test_status_shows_bounces_reported_after_the_send(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    from tests.test_bounces import dsn
+
+    people(campaign, 2)
+    assert campaign("--transport", smtp_server.url, "send", "back-pain", "--yes").exit_code == 0
+    first = next(m for m in smtp_server.received if m.recipients == ["patient0@example.com"]).message
+    report = campaign.root / "report.eml"
+    report.write_bytes(dsn("r1", "patient0@example.com", "failed", "5.1.1", first["Message-ID"]))
+    imported = campaign("bounces", "import", str(report))
+    assert imported.exit_code == 0, imported.stderr
+    status = campaign("status", "back-pain")
+    assert "  bounces: hard 1  soft 0  complaints 0\n" in status.stdout
+    assert json.loads(campaign("status", "--json").stdout)[0]["bounces"] == {"hard": 1, "soft": 0, "complaint": 0}
+
+
+def test_one_secret_however_many_processes_start_at_once(tmp_path: Path) -> None:
+    import threading
+
+    from pipeline.tokens import SECRET_FILE, load_secret
+
+    found: list[str] = []
+    threads = [threading.Thread(target=lambda: found.append(load_secret(tmp_path))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(found)) == 1 and len(found[0]) >= 40
+    assert (tmp_path / SECRET_FILE).stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SECRET_FILE]
