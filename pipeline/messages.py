@@ -217,15 +217,17 @@ class MessageFactory:
     def message_id(self, subscriber_id: int) -> str:
         return make_message_id(self.slug, self.send_id, subscriber_id, self.domain, self.secret)
 
-    def build(self, recipient: Recipient, message_id: str | None = None) -> tuple[str, bytes]:
-        """The Message-ID and the complete message for one recipient."""
-        token = self.tokens.make(recipient.subscriber_id, self.slug)
-        links = recipient_links(self.workspace, token)
+    def build(self, recipient: Recipient, message_id: str | None = None,
+              links: Mapping[str, str] | None = None) -> tuple[str, bytes]:
+        """The Message-ID and the complete message for one recipient (`links` already made: a preview's)."""
+        if links is None:
+            links = recipient_links(self.workspace, self.tokens.make(recipient.subscriber_id, self.slug))
         values = {**recipient.values, **links}
         subject = self.subject.fill(values, html=False, defaults=self.defaults)
         message_id = message_id or self.message_id(recipient.subscriber_id)
         unsubscribe = f"<{links['unsubscribe_url']}>"
         if self.mailto:
+            token = links["unsubscribe_url"].rsplit("/", 1)[-1]
             unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe%20{token}>"
         headers = CRLF.join([
             f"Date: {self.date()}",

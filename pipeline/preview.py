@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import email
 import email.policy
-import hashlib
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
 from pipeline.browser import screenshot_html
 from pipeline.build import SAMPLE, Build, build_campaign, personalise, sample_values
 from pipeline.errors import CampaignError, NotFoundError
-from pipeline.merge import prepare
+from pipeline.messages import MessageFactory
+from pipeline.messages import Recipient as MessageRecipient
 from pipeline.render import Renderer
 from pipeline.settings import SETTINGS_NAME, Workspace, load_campaign
+from pipeline.tokens import Tokens, load_secret
 
 # A recipient to preview as: a label for the picker and the values that fill the merge tags.
 Recipient = tuple[str, Mapping[str, object]]
@@ -128,39 +125,15 @@ class Preview:
         return screenshot_html(html, width)
 
 
-def header_line(value: str) -> str:
-    """Subscriber data in a header stays on one line, so it cannot add headers of its own."""
-    return " ".join(value.split())
-
-
 def preview_message(build: Build, workspace: Workspace, values: Mapping[str, object]) -> bytes:
-    """One recipient's copy as an RFC 5322 message: text part first, then HTML, both UTF-8."""
-    html, text = personalise(build.rendered, workspace, values)
-    defaults = {"first_name": workspace.defaults.first_name_fallback}
-    subject = prepare(build.settings.subject).fill(values, html=False, defaults=defaults)
-    sender = workspace.sender
-    to = str(values.get("email", ""))
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = Address(sender.from_name, addr_spec=sender.from_address)
-    if sender.reply_to:
-        msg["Reply-To"] = sender.reply_to
-    name = header_line(f"{values.get('first_name') or ''} {values.get('last_name') or ''}")
-    msg["To"] = Address(name, addr_spec=to) if to else ""
-    msg["Subject"] = header_line(subject)
-    msg["Date"] = format_datetime(datetime.now(timezone.utc))
-    domain = sender.from_address.rpartition("@")[2]
-    # Stable for one campaign and address, as the real sender's Message-ID will be.
-    digest = hashlib.sha256(f"{build.settings.slug}\n{to.lower()}".encode()).hexdigest()[:20]
-    msg["Message-ID"] = f"<preview.{build.settings.slug}.{digest}@{domain}>"
-    unsubscribe = [f"<{values['unsubscribe_url']}>"] if values.get("unsubscribe_url") else []
-    if workspace.unsubscribe_mailto:
-        unsubscribe.append(f"<mailto:{workspace.unsubscribe_mailto}?subject=unsubscribe>")
-    if unsubscribe:
-        msg["List-Unsubscribe"] = ", ".join(unsubscribe)
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(text, charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
-    return msg.as_bytes()
+    """One recipient's copy exactly as `campaign send` builds it: the same headers, UTM links
+    and encoding (a preview has no send, so its Message-ID names send 0)."""
+    secret = load_secret(workspace.root)
+    factory = MessageFactory(workspace, build.rendered, build.settings.slug, 0, Tokens(secret), secret)
+    name = " ".join(str(values.get(k) or "") for k in ("first_name", "last_name")).strip() or None
+    links = {k: str(values[k]) for k in ("unsubscribe_url", "preferences_url") if values.get(k)}
+    recipient = MessageRecipient(0, str(values.get("email", "")), name, values)
+    return factory.build(recipient, links=links or None)[1]
 
 
 def message_headers(message: bytes) -> str:
