@@ -91,11 +91,6 @@ def parse(message: bytes) -> EmailMessage:
     return parsed
 
 
-def as_sent(part: str) -> str:
-    """A part as it reads after the trip through SMTP: CRLF line ends, ending in one."""
-    return part.rstrip("\n").replace("\n", "\r\n") + "\r\n"
-
-
 # The message behind the Headers and Raw MIME tabs.
 
 def test_preview_message_is_the_message_send_builds(workspace: Workspace) -> None:
