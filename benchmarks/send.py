@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from pipeline.build import personalise, recipient_links
-from pipeline.messages import MessageFactory, Recipient
+from pipeline.messages import Content, MessageFactory, Recipient
 from pipeline.sender import SendOptions
 from pipeline.sending import begin_send, connection_factory, plan, run
 from pipeline.settings import load_workspace
@@ -59,7 +59,7 @@ def build_rate(folder: Path, count: int, baseline_count: int) -> None:
     ws = load_workspace(root)
     rendered = build_campaign(ws, "back-pain").rendered
     tokens = Tokens("benchmark-secret")
-    factory = MessageFactory(ws, rendered, "back-pain", 1, tokens, "benchmark-secret")
+    factory = MessageFactory(ws, Content.of(rendered), "back-pain", 1, tokens, "benchmark-secret")
     people = [Recipient(n, f"reader{n}@example.com", f"{FIRST[n % len(FIRST)]} Reader",
                         {"first_name": FIRST[n % len(FIRST)], "email": f"reader{n}@example.com"}) for n in range(count)]
     start = time.perf_counter()
@@ -134,7 +134,8 @@ def send_rate(root: Path, port: int, concurrency: int, limit: int | None = None)
     row = begin_send(store, chosen, "back-pain", utcnow())
     _, connect = connection_factory(ws, f"smtp://127.0.0.1:{port}")
     start = time.perf_counter()
-    result = run(store, ws, chosen.build, row, connect, SendOptions(concurrency=concurrency, limit=limit))
+    result = run(store, ws, Content.of(chosen.build.rendered), row, connect,
+                 SendOptions(concurrency=concurrency, limit=limit))
     elapsed = time.perf_counter() - start
     return result.report.sent / elapsed, result.report.sent
 

@@ -62,8 +62,11 @@ def digest_entry(article: Article) -> DigestEntry:
     return DigestEntry(article.title, excerpt(article), image, article.canonical_url, article.date)
 
 
-def compose(workspace: Workspace, settings: CampaignSettings) -> Newsletter:
-    articles = [read_article(path) for path in settings.articles]
+def compose(workspace: Workspace, settings: CampaignSettings, articles: list[Article] | None = None,
+            subject: str | None = None) -> Newsletter:
+    """The newsletter of a campaign: its article files, or the articles given (a digest's occurrence)."""
+    if articles is None:
+        articles = [read_article(path) for path in settings.articles]
     single = articles[0] if len(articles) == 1 else None
     preheader = settings.preheader
     if preheader is None:
@@ -71,7 +74,7 @@ def compose(workspace: Workspace, settings: CampaignSettings) -> Newsletter:
     return Newsletter(
         slug=settings.slug,
         template=settings.template,
-        subject=settings.subject,
+        subject=subject or settings.subject,
         preheader=preheader,
         language=workspace.brand.language,
         article=single,

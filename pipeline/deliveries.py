@@ -69,11 +69,13 @@ class SendRow:
     snapshot_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    local_time: str | None = None  # "09:00" when each reader gets it at that time in their zone
+    timezone: str | None = None
 
 
 def _send_row(row: Any) -> SendRow:
     return SendRow(row.id, row.campaign, row.occurrence, row.state, row.segment, row.subject, row.scheduled_at,
-                   row.snapshot_at, row.started_at, row.finished_at)
+                   row.snapshot_at, row.started_at, row.finished_at, row.local_time, row.timezone)
 
 
 def find_send(conn: Connection, campaign: str, occurrence: str = "") -> SendRow | None:

@@ -169,10 +169,23 @@ class Dkim:
                          canonicalize=(b"relaxed", b"relaxed"), linesep=b"\r\n")
 
 
+@dataclass(frozen=True)
+class Content:
+    """What a send says: compiled once, with merge tags left for each recipient."""
+
+    subject: str
+    html: str
+    text: str
+
+    @classmethod
+    def of(cls, rendered: Rendered) -> Content:
+        return cls(rendered.newsletter.subject, rendered.html, rendered.text)
+
+
 class MessageFactory:
     """Everything about a campaign's messages that is the same for every recipient, prepared once."""
 
-    def __init__(self, workspace: Workspace, rendered: Rendered, slug: str, send_id: int, tokens: Tokens,
+    def __init__(self, workspace: Workspace, content: Content, slug: str, send_id: int, tokens: Tokens,
                  secret: str, subject_prefix: str = "") -> None:
         sending = workspace.sending
         params = utm_params(workspace.defaults.utm_source, slug)
@@ -182,9 +195,9 @@ class MessageFactory:
         self.tokens = tokens
         self.secret = secret
         self.defaults = {"first_name": workspace.defaults.first_name_fallback}
-        self.html = Base64Part(prepare(tag_html(rendered.html, params, sending.utm_domains)), True, self.defaults)
-        self.text = Base64Part(prepare(tag_text(rendered.text, params, sending.utm_domains)), False, self.defaults)
-        self.subject = prepare(subject_prefix + rendered.newsletter.subject)
+        self.html = Base64Part(prepare(tag_html(content.html, params, sending.utm_domains)), True, self.defaults)
+        self.text = Base64Part(prepare(tag_text(content.text, params, sending.utm_domains)), False, self.defaults)
+        self.subject = prepare(subject_prefix + content.subject)
         self.domain = workspace.sender.from_address.rsplit("@", 1)[1]
         self.boundary = f"=_part_{secrets.token_hex(12)}"
         self.envelope_from = sending.return_path

@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.browser import screenshot_html
 from pipeline.build import SAMPLE, Build, build_campaign, personalise, sample_values
 from pipeline.errors import CampaignError, NotFoundError
-from pipeline.messages import MessageFactory
+from pipeline.messages import Content, MessageFactory
 from pipeline.messages import Recipient as MessageRecipient
 from pipeline.render import Renderer
 from pipeline.settings import SETTINGS_NAME, Workspace, load_campaign
@@ -129,7 +129,7 @@ def preview_message(build: Build, workspace: Workspace, values: Mapping[str, obj
     """One recipient's copy exactly as `campaign send` builds it: the same headers, UTM links
     and encoding (a preview has no send, so its Message-ID names send 0)."""
     secret = load_secret(workspace.root)
-    factory = MessageFactory(workspace, build.rendered, build.settings.slug, 0, Tokens(secret), secret)
+    factory = MessageFactory(workspace, Content.of(build.rendered), build.settings.slug, 0, Tokens(secret), secret)
     name = " ".join(str(values.get(k) or "") for k in ("first_name", "last_name")).strip() or None
     links = {k: str(values[k]) for k in ("unsubscribe_url", "preferences_url") if values.get(k)}
     recipient = MessageRecipient(0, str(values.get("email", "")), name, values)

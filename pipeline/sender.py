@@ -119,6 +119,7 @@ class SendOptions:
     rate: RateLimit = field(default_factory=lambda: RateLimit(None))
     limit: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    deadline: float | None = None  # time.monotonic() after which no new message is started
 
 
 class Sender:
@@ -131,7 +132,8 @@ class Sender:
         self.connect = connect
         self.send_id = send_id
         self.options = options
-        self.stop = stop or threading.Event()
+        self.stop = threading.Event()  # this run's own: --limit, the time budget, a pause, an error
+        self.outside = stop or threading.Event()  # the caller's: Ctrl-C handlers, SIGTERM
         self.progress = progress or (lambda _report: None)
         self.clock = clock
         self.report = SendReport()
@@ -155,6 +157,15 @@ class Sender:
             for done in finished:
                 done.wait()
         return self.report
+
+    def stopping(self) -> bool:
+        if self.outside.is_set():
+            self.report.stopped = True
+            self.stop.set()
+        elif self.options.deadline is not None and time.monotonic() >= self.options.deadline:
+            self.report.limited = True
+            self.stop.set()
+        return self.stop.is_set()
 
     def _take_budget(self) -> bool:
         if self.budget is None:
@@ -240,20 +251,27 @@ class _Worker:
     def run(self) -> None:
         sender = self.sender
         try:
-            while not sender.stop.is_set() and self.active():
+            while not sender.stopping() and self.active():
                 with self.writing() as db:
                     batch = claim(db, sender.send_id, self.name, CLAIM_BATCH, sender.clock())
                 if not batch:
                     return
                 for index, item in enumerate(batch):
-                    if not sender.stop.is_set() and not sender._take_budget():
+                    if not sender.stopping() and not sender._take_budget():
                         sender.report.limited = True
                         sender.stop.set()  # --limit reached: this run is done
-                    if sender.stop.is_set():
+                    if sender.stopping():
                         with self.writing() as db:
                             release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
                         return
-                    self.deliver(item)
+                    try:
+                        self.deliver(item)
+                    except Exception:
+                        # Leases of a living process are not taken back early, and this process may
+                        # live on (the scheduler): give back what this worker will not send now.
+                        with self.writing() as db:
+                            release(db, [c.delivery_id for c in batch[index + 1:]], self.name, sender.clock())
+                        raise
         finally:
             self.flush()
             if self.connection is not None:

@@ -30,7 +30,7 @@ from pipeline.deliveries import (
     snapshot,
 )
 from pipeline.lint import errors
-from pipeline.messages import MessageFactory, Recipient
+from pipeline.messages import Content, MessageFactory, Recipient
 from pipeline.segments import Segment, count, everyone, resolve
 from pipeline.sender import SendOptions, SendReport, Sender
 from pipeline.settings import Workspace
@@ -127,7 +127,7 @@ class RunResult:
     done: bool
 
 
-def run(store: Store, workspace: Workspace, build: Build, send: SendRow, connect: ConnectionFactory,
+def run(store: Store, workspace: Workspace, content: Content, send: SendRow, connect: ConnectionFactory,
         options: SendOptions, *, retry_unknown: bool = False, retry_failed: bool = False,
         stop: threading.Event | None = None, progress: Callable[[SendReport], None] | None = None,
         clock: Callable[[], datetime] = utcnow) -> RunResult:
@@ -140,7 +140,7 @@ def run(store: Store, workspace: Workspace, build: Build, send: SendRow, connect
         if retry_failed:
             requeue(conn, send.id, "failed", now)
     secret = load_secret(workspace.root)
-    factory = MessageFactory(workspace, build.rendered, send.campaign, send.id, Tokens(secret), secret)
+    factory = MessageFactory(workspace, content, send.campaign, send.id, Tokens(secret), secret)
     report = Sender(store, factory, connect, send.id, options, stop, progress, clock).run()
     with store.transaction() as conn:
         done = finish_if_done(conn, send.id, clock())
@@ -158,7 +158,7 @@ def test_send(store: Store, workspace: Workspace, slug: str, addresses: Sequence
     """
     build = checked_build(workspace, slug)
     secret = load_secret(workspace.root)
-    factory = MessageFactory(workspace, build.rendered, slug, 0, Tokens(secret), secret, subject_prefix=TEST_PREFIX)
+    factory = MessageFactory(workspace, Content.of(build.rendered), slug, 0, Tokens(secret), secret, subject_prefix=TEST_PREFIX)
     results = []
     connection = connect()
     try:

@@ -368,6 +368,11 @@ class CampaignSettings:
     disclaimer: str | None = None
     read_more: str = "Read the full article"
     intro: str | None = None
+    # A recurring digest: when (cron or "monthly on day 1 at 09:00"), from where, how many at most.
+    recurrence: str | None = None
+    source: str | None = None
+    timezone: str | None = None
+    max_articles: int = 10
 
     @property
     def path(self) -> Path:
@@ -375,7 +380,7 @@ class CampaignSettings:
 
 
 _CAMPAIGN_KEYS = {"subject", "preheader", "articles", "template", "segment", "cta", "disclaimer",
-                  "read_more", "intro"}
+                  "read_more", "intro", "recurrence", "source", "timezone", "max_articles"}
 
 
 def check_slug(slug: str) -> str:
@@ -398,9 +403,16 @@ def load_campaign(workspace: Workspace, slug: str) -> CampaignSettings:
     table = _Table(read_toml(path), path, None)
     table.check_unknown(_CAMPAIGN_KEYS)
     articles = table.strings("articles")
-    if not articles:
+    recurrence, source = table.text("recurrence"), table.text("source")
+    if bool(recurrence) != bool(source):
+        raise ConfigError("a recurring campaign needs both 'recurrence' and 'source'",
+                          where=table.where("recurrence" if source else "source"))
+    if not articles and not source:
         raise ConfigError("must name at least one article file", where=table.where("articles"))
-    template = table.text("template") or ("newsletter" if len(articles) == 1 else "digest")
+    template = table.text("template") or ("newsletter" if len(articles) == 1 and not source else "digest")
+    max_articles = table.raw("max_articles", 10)
+    if not isinstance(max_articles, int) or isinstance(max_articles, bool) or not 1 <= max_articles <= 50:
+        raise ConfigError(f"{max_articles!r} is not a number of articles from 1 to 50", where=table.where("max_articles"))
     if not re.match(r"^[A-Za-z0-9_-]+$", template):
         raise ConfigError(f"{template!r} is not a template name like 'newsletter'", where=table.where("template"))
     cta = None
@@ -425,4 +437,8 @@ def load_campaign(workspace: Workspace, slug: str) -> CampaignSettings:
         disclaimer=table.text("disclaimer", one_line=False),
         read_more=table.text("read_more", CampaignSettings.read_more) or CampaignSettings.read_more,
         intro=table.text("intro", one_line=False),
+        recurrence=recurrence,
+        source=source,
+        timezone=table.text("timezone"),
+        max_articles=max_articles,
     )

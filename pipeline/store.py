@@ -181,6 +181,39 @@ sa.Index("bounces_subscriber", bounces.c.subscriber_id)
 sa.Index("bounces_send", bounces.c.send_id)
 
 
+# A recurring campaign that was started with `campaign schedule`: when, and its last occurrence.
+recurrences = sa.Table(
+    "recurrences", metadata,
+    sa.Column("campaign", sa.String(100), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_occurrence", UTCDateTime),  # the instant of the latest occurrence dealt with
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Every article a recurring digest has sent, so none goes out twice.
+digest_articles = sa.Table(
+    "digest_articles", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("article_key", sa.String(500), nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="SET NULL")),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("campaign", "article_key", name="digest_articles_campaign_key"),
+)
+
+# What an occurrence of a recurring campaign says, fixed when it is made: the feed may change
+# before every recipient's copy has gone out.
+send_content = sa.Table(
+    "send_content", metadata,
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("preheader", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[subscribers, subscriber_tags, custom_fields, suppressions,
                                       subscriber_events])
@@ -194,8 +227,12 @@ def _v3(conn: Connection) -> None:
     metadata.create_all(conn, tables=[bounces])
 
 
+def _v4(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[recurrences, digest_articles, send_content])
+
+
 # One function per schema version, applied in order; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -15,7 +15,7 @@ from pipeline.bounces import ImportCounts, bounce_counts, import_bounces, record
 from pipeline.errors import ConfigError
 from pipeline.message_ids import make_message_id
 from pipeline.settings import load_workspace
-from pipeline.store import Store, bounces, current_version, sends, subscriber_events, utcnow
+from pipeline.store import SCHEMA_VERSION, Store, bounces, current_version, sends, subscriber_events, utcnow
 from pipeline.subscribers import Changes, add, erase, find
 from tests.conftest import FIXTURES, edit
 
@@ -320,7 +320,7 @@ def test_a_version_2_database_gains_the_bounces_table(db_url: str, monkeypatch: 
         old.close()
     upgraded = Store(db_url)
     with upgraded.reading() as conn:
-        assert current_version(conn) == 3
+        assert current_version(conn) == SCHEMA_VERSION
         assert "bounces" in sa.inspect(conn).get_table_names()
         assert find(conn, "ana@example.com") is not None
     upgraded.close()

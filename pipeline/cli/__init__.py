@@ -34,4 +34,4 @@ def main() -> None:
     cli(prog_name="campaign")
 
 
-from pipeline.cli import audience, bounces, content, preview, sending, serve  # noqa: E402,F401  (registers the commands)
+from pipeline.cli import audience, bounces, content, preview, schedule, sending, serve  # noqa: E402,F401  (registers the commands)

@@ -12,7 +12,6 @@ from pipeline.cli.context import State, pass_state
 from pipeline.errors import LintFailed
 from pipeline.lint import Finding
 from pipeline.recipients import recipient_values
-from pipeline.settings import load_campaign
 from pipeline.subscribers import get
 from pipeline.workspace import init_workspace, new_campaign
 
@@ -50,21 +49,6 @@ def new(state: State, slug: str, articles: tuple[Path, ...], subject: str | None
     target = new_campaign(state.workspace, slug, list(articles), subject, preheader, segment)
     click.echo(str(target))
     click.echo(f"Created. Next: campaign render {slug}", err=True)
-
-
-@cli.command("list")
-@pass_state
-def list_campaigns(state: State) -> None:
-    """List the workspace's campaigns with their subjects.
-
-    \b
-    Example:
-      campaign list
-    """
-    ws = state.workspace
-    for slug in ws.campaign_slugs():
-        settings = load_campaign(ws, slug)
-        click.echo(f"{slug}\t{settings.template}\t{settings.subject}")
 
 
 def _report(findings: list[Finding], strict: bool, err: bool) -> None:

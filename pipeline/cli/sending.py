@@ -13,6 +13,7 @@ import click
 from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
 from pipeline.deliveries import SendError
+from pipeline.messages import Content
 from pipeline.sender import RateLimit, SendOptions, SendReport
 from pipeline.sending import begin_send, connection_factory, pause, plan, resume, run, status, test_send
 from pipeline.store import utcnow
@@ -98,7 +99,7 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
     row = begin_send(store, target, slug, utcnow())
     progress = _Progress(target.recipients)
     with progress.bar:
-        result = run(store, ws, target.build, row, connect, options, retry_unknown=retry_unknown,
+        result = run(store, ws, Content.of(target.build.rendered), row, connect, options, retry_unknown=retry_unknown,
                      retry_failed=retry_failed, progress=progress)
     report, totals = result.report, result.counts
     click.echo("\t".join(f"{name} {totals[name]}" for name in totals))

@@ -212,11 +212,6 @@ def test_commands_outside_a_workspace(tmp_path: Path) -> None:
                              "or pass --workspace DIR\n")
 
 
-def test_list(campaign: Campaign) -> None:
-    result = campaign("list")
-    assert result.stdout == "back-pain\tnewsletter\tCan acupuncture ease persistent back pain?\n"
-
-
 def test_render_as_a_real_subscriber(campaign: Campaign) -> None:
     added = campaign("subscribers", "add", "zoe@example.com", "--first-name", "Zoë <Z>", "--field", "city=Oslo")
     assert added.exit_code == 0

@@ -1,0 +1,209 @@
+"""Commands that run sends on time: `schedule`, `unschedule`, `list`, `send-due`, `scheduler`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+import click
+
+from pipeline.cli import cli
+from pipeline.cli.context import State, pass_state
+from pipeline.daemon import run_scheduler
+from pipeline.deliveries import SendRow, all_sends, counts, pending
+from pipeline.due import DEFAULT_BUDGET, TickReport, tick
+from pipeline.recurring import series, start, stop
+from pipeline.schedule import schedule, unschedule
+from pipeline.sending import checked_build, connection_factory
+from pipeline.settings import load_campaign
+from pipeline.store import utcnow
+
+
+def _utc(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+def _clock(now: str | None) -> Callable[[], datetime]:
+    if not now:
+        return utcnow
+    try:
+        fixed = datetime.fromisoformat(now.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{now!r} is not an ISO time like 2026-12-01T17:00:00Z", param_hint="--now") from None
+    fixed = fixed if fixed.tzinfo else fixed.replace(tzinfo=UTC)
+    return lambda: fixed
+
+
+NOW_OPTION = click.option("--now", hidden=True, help="Act as if it were this instant (for tests and replays).")
+
+
+@cli.command("schedule")
+@click.argument("slug")
+@click.option("--at", "at", metavar='"YYYY-MM-DD HH:MM"', help="When to send (a recurring campaign needs none).")
+@click.option("--tz", "tz", metavar="ZONE", help="Time zone of --at. Default: campaign.toml's, else this machine's.")
+@click.option("--local-time", is_flag=True, help="Each recipient gets it at that wall time in their own zone.")
+@NOW_OPTION
+@pass_state
+def schedule_(state: State, slug: str, at: str | None, tz: str | None, local_time: bool, now: str | None) -> None:
+    """Schedule SLUG, or start a recurring campaign; `campaign send-due` (cron) or
+    `campaign scheduler` sends it when it is due.
+
+    \b
+    Examples:
+      campaign schedule back-pain --at "2026-12-01 09:00" --local-time
+      campaign schedule monthly-digest
+    """
+    ws = state.workspace
+    clock = _clock(now)
+    settings = load_campaign(ws, slug)
+    if at is None:
+        if not settings.recurrence:
+            raise click.UsageError(f"{slug} is not recurring; give --at \"YYYY-MM-DD HH:MM\"")
+        running = start(state.store, ws, slug, clock())
+        click.echo(f"{slug}\trecurring\t{_utc(running.next_occurrence())}")
+        click.echo(f"Recurring {settings.recurrence!r}; next occurrence {_utc(running.next_occurrence())}.", err=True)
+        return
+    build = checked_build(ws, slug)
+    done = schedule(state.store, ws, slug, build.rendered.newsletter.subject, settings.segment or "", at, tz,
+                    local_time, clock())
+    click.echo(f"{slug}\tscheduled\t{_utc(done.first_instant)}")
+    if done.note:
+        click.echo(done.note, err=True)
+    if local_time:
+        click.echo(f"Each recipient gets it at {at} in their own time zone (readers without one: {done.zone}); "
+                   f"the first copies leave at {_utc(done.first_instant)}, when UTC+14 reaches {at}.", err=True)
+
+
+@cli.command("unschedule")
+@click.argument("slug")
+@pass_state
+def unschedule_(state: State, slug: str) -> None:
+    """Remove SLUG's schedule (or stop a recurring campaign); nothing already sent changes.
+
+    \b
+    Example:
+      campaign unschedule back-pain
+    """
+    if load_campaign(state.workspace, slug).recurrence:
+        stop(state.store, slug)
+    else:
+        unschedule(state.store, slug, utcnow())
+    click.echo(f"{slug}\tunscheduled")
+
+
+@cli.command("list")
+@NOW_OPTION
+@pass_state
+def list_campaigns(state: State, now: str | None) -> None:
+    """Campaigns: state, next due instant, sent of total, and subject (tab-separated).
+
+    \b
+    Example:
+      campaign list
+    """
+    ws = state.workspace
+    moment = _clock(now)()
+    with state.store.reading() as conn:
+        by_campaign: dict[str, list[SendRow]] = {}
+        for send in all_sends(conn):
+            by_campaign.setdefault(send.campaign, []).append(send)
+        for slug in ws.campaign_slugs():
+            settings = load_campaign(ws, slug)
+            running = series(conn, ws, settings) if settings.recurrence else None
+            latest = by_campaign.get(slug, [])[-1:] or [None]
+            send = latest[0]
+            if running is not None:
+                status, due = "recurring", running.recurrence.next_after(max(moment, running.last_occurrence or
+                                                                            running.started_at))
+            elif send is None:
+                status, due = "draft", None
+            else:
+                status = send.state
+                due = send.scheduled_at if send.state == "scheduled" else pending(conn, send.id)[1]
+            tally = counts(conn, send.id) if send is not None else {}
+            total = sum(tally.values())
+            click.echo(f"{slug}\t{status}\t{_utc(due)}\t{tally.get('sent', 0)}/{total}\t{settings.subject}")
+
+
+def _print_tick(report: TickReport, quiet: bool) -> None:
+    for outcome in report.busy():
+        if outcome.error:
+            click.echo(f"campaign: error: {outcome.label}: {outcome.error}", err=True)
+        if quiet and not (outcome.error or outcome.failed or outcome.unknown):
+            continue
+        parts = [f"{name} {getattr(outcome, name)}" for name in ("sent", "failed", "retrying", "skipped", "unknown")
+                 if getattr(outcome, name)]
+        click.echo(f"{outcome.label}: " + ", ".join(parts + outcome.notes))
+
+
+@cli.command("send-due")
+@click.option("--max-seconds", type=click.FloatRange(min=1), default=DEFAULT_BUDGET, show_default=True,
+              help="Start no new message after this long, so the run fits a one-minute cron slot.")
+@click.option("--quiet", is_flag=True, help="Print nothing unless something failed (for cron).")
+@NOW_OPTION
+@pass_state
+def send_due(state: State, max_seconds: float, quiet: bool, now: str | None) -> None:
+    """Send everything that is due now and exit: the entry point for cron. Safe to run every
+    minute, overlapping with itself and with `campaign scheduler`.
+
+    Exit status 1 only on a real failure (a broken campaign or configuration, an unreachable
+    server), never because nothing was due.
+
+    \b
+    Crontab:
+      * * * * *  cd /srv/clinic && campaign send-due --quiet
+    """
+    ws = state.workspace
+    _, connect = connection_factory(ws, state.transport_url)
+    report = tick(state.store, ws, connect, _clock(now), max_seconds=max_seconds)
+    _print_tick(report, quiet)
+    if report.failed:
+        raise SystemExit(1)
+
+
+@cli.command("scheduler")
+@click.option("--once", is_flag=True, help="Run one tick and exit.")
+@click.option("--max-seconds", type=click.FloatRange(min=1), default=DEFAULT_BUDGET, show_default=True,
+              help="Longest a tick starts new messages.")
+@NOW_OPTION
+@pass_state
+def scheduler(state: State, once: bool, max_seconds: float, now: str | None) -> None:
+    """Run the send-due tick every minute until SIGTERM or Ctrl-C, which stop it after the
+    messages in flight. Logs to stderr.
+
+    \b
+    Example (see the README for a systemd unit):
+      campaign scheduler
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("campaign.scheduler")
+    ws = state.workspace
+    description, connect = connection_factory(ws, state.transport_url)
+    clock = _clock(now)
+    halt = threading.Event()
+
+    def tick_once(stop: threading.Event) -> TickReport:
+        report = tick(state.store, ws, connect, clock, max_seconds=max_seconds, stop=stop)
+        for outcome in report.busy():
+            (log.error if outcome.error else log.info)("%s: %s", outcome.label, outcome.error or ", ".join(
+                [f"{n} {getattr(outcome, n)}" for n in ("sent", "failed", "retrying", "skipped", "unknown")
+                 if getattr(outcome, n)] + outcome.notes))
+        return report
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping after the messages in flight", signal.Signals(signum).name)
+        halt.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("sending via %s", description)
+    if once:
+        if tick_once(halt).failed:
+            raise SystemExit(1)
+        return
+    run_scheduler(tick_once, halt)
+
