@@ -251,19 +251,9 @@ def not_started(conn: Connection, delivery_id: int, worker: str, now: datetime) 
     return "skipped"
 
 
-def begin(conn: Connection, delivery_id: int, worker: str, now: datetime) -> str:
-    """begin_statement through SQLAlchemy: "started", "paused" or "skipped"."""
-    if run_sql(conn, *_flat(begin_statement(delivery_id, worker, now))).rowcount == 1:
-        return "started"
-    return not_started(conn, delivery_id, worker, now)
-
-
 def mark_sent(conn: Connection, delivery_id: int, worker: str, message_id: str, now: datetime) -> None:
-    run_sql(conn, *_flat(sent_statement(delivery_id, worker, message_id, now)))
-
-
-def _flat(statement: tuple[str, tuple[Any, ...]]) -> tuple[Any, ...]:
-    return (statement[0], *statement[1])
+    sql, params = sent_statement(delivery_id, worker, message_id, now)
+    run_sql(conn, sql, *params)
 
 
 def retry_later(conn: Connection, delivery_id: int, worker: str, reply: str, due: datetime, now: datetime) -> None:

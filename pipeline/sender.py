@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from pipeline.deliveries import (
     Claimed,
+    SendError,
     begin_statement,
     claim,
     mark_failed,
@@ -63,7 +64,7 @@ class RateLimit:
             return cls(None)
         match = RATE.match(text)
         if not match:
-            raise ValueError(f"{text!r} is not a rate like '50/s' or '1000/h'")
+            raise SendError(f"--rate {text!r} is not a rate like '50/s' or '1000/h'")
         count, unit = float(match.group(1)), match.group(2)[0]
         seconds = {"s": 1, "m": 60, "h": 3600}[unit]
         return cls(count / seconds if count else None)

@@ -14,7 +14,7 @@ from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
 from pipeline.deliveries import SendError
 from pipeline.messages import Content
-from pipeline.sender import RateLimit, SendOptions, SendReport
+from pipeline.sender import RateLimit, RetryPolicy, SendOptions, SendReport
 from pipeline.sending import begin_send, connection_factory, pause, plan, resume, run, status, test_send
 from pipeline.store import utcnow
 
@@ -94,8 +94,8 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
         concurrency=concurrency or sending.concurrency,
         rate=RateLimit.parse(rate or sending.rate),
         limit=limit,
+        retry=RetryPolicy(first_delay=retry_after),
     )
-    options.retry = type(options.retry)(first_delay=retry_after)
     row = begin_send(store, target, slug, utcnow())
     progress = _Progress(target.recipients)
     with progress.bar:
