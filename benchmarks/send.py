@@ -172,7 +172,8 @@ def rss_kb(pid: int) -> int:
         status = Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return 0
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    # A process that has just exited is a zombie, with no VmRSS line.
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
 
 
 def memory(folder: Path, count: int) -> None:

@@ -182,7 +182,8 @@ def recover(conn: Connection, send_id: int, now: datetime) -> int:
 # Built once: a claim runs for every batch, and building these costs more than running them.
 _CANDIDATES = (
     sa.select(deliveries.c.id).where(
-        deliveries.c.send_id == sa.bindparam("send_id"), deliveries.c.state == "queued",
+        # A literal, not a parameter: only then can the database use the queued-rows index.
+        deliveries.c.send_id == sa.bindparam("send_id"), deliveries.c.state == sa.literal_column("'queued'"),
         deliveries.c.due_at <= sa.bindparam("now", type_=UTCDateTime),
         sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < sa.bindparam("now", type_=UTCDateTime)),
     ).order_by(deliveries.c.due_at, deliveries.c.id).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)

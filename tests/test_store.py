@@ -54,3 +54,19 @@ def test_bad_urls_are_one_line_errors(tmp_path: Path) -> None:
         Store("mysql://u@localhost/x")
     with pytest.raises(StoreError, match=r"^cannot open database sqlite:///.*/missing/dir/x\.db: unable to open"):
         Store(f"sqlite:///{tmp_path}/missing/dir/x.db")
+
+
+def test_version_5_replaces_the_claim_index_with_a_partial_one(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:4])
+        patch.setattr(store_module, "SCHEMA_VERSION", 4)
+        old = Store(db_url)
+        with old.transaction() as conn:  # the index as version 2 made it
+            conn.execute(sa.text("DROP INDEX deliveries_due"))
+            conn.execute(sa.text("CREATE INDEX deliveries_claim ON deliveries (send_id, state, due_at)"))
+        old.close()
+    upgraded = Store(db_url)
+    with upgraded.reading() as conn:
+        names = {index["name"] for index in sa.inspect(conn).get_indexes("deliveries")}
+    upgraded.close()
+    assert "deliveries_due" in names and "deliveries_claim" not in names
