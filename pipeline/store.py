@@ -290,8 +290,7 @@ class RawTransactions:
             counts = []
             times: dict[datetime, Any] = {}  # the same instant appears in several statements
             for sql, params in statements:
-                values = tuple(times.setdefault(p, _driver_params(self.postgres, (p,))[0])
-                               if isinstance(p, datetime) else p for p in params)
+                values = tuple(self._time(times, p) if isinstance(p, datetime) else p for p in params)
                 cursor.execute(sql.replace("?", "%s") if self.postgres else sql, values)
                 counts.append(cursor.rowcount)
             if self.postgres:
@@ -307,6 +306,12 @@ class RawTransactions:
             raise
         finally:
             cursor.close()
+
+    def _time(self, seen: dict[datetime, Any], value: datetime) -> Any:
+        converted = seen.get(value)
+        if converted is None:
+            converted = seen[value] = _driver_params(self.postgres, (value,))[0]
+        return converted
 
 
 def insert_many(conn: Connection, table: sa.Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:

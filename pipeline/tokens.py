@@ -61,7 +61,10 @@ class Tokens:
     short plain payload (no JSON or compression: tokens are made once per message sent)."""
 
     def __init__(self, secret: str) -> None:
-        self._signer = TimestampSigner(secret, salt=_SALT)
+        # The key is derived once here rather than at every signature (one per message sent);
+        # tokens stay exactly those of TimestampSigner(secret, salt=_SALT).
+        key = TimestampSigner(secret, salt=_SALT).derive_key()
+        self._signer = TimestampSigner(key, salt=_SALT, key_derivation="none")
 
     def make(self, subscriber_id: int, campaign: str | None = None) -> str:
         return self._signer.sign(f"{subscriber_id}.{campaign or ''}").decode("ascii")
