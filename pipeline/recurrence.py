@@ -55,18 +55,55 @@ class Recurrence:
         return latest
 
 
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CRON_DAY_ITEM = re.compile(r"^(?:(?P<all>\*)|(?P<first>\w+)(?:-(?P<last>\w+))?)(?:/(?P<step>\d+))?$")
+
+
+def _cron_day(token: str) -> int:
+    """A crontab weekday, a number (0 and 7 are Sunday) or a three-letter name, as 0-6 from Sunday."""
+    if token.isdigit() and int(token) <= 7:
+        return int(token) % 7
+    if token in _CRON_DAYS:
+        return _CRON_DAYS.index(token)
+    raise ValueError(f"{token!r} is not a day of the week")
+
+
+def _cron_weekdays(field: str) -> str:
+    """crontab(5)'s day-of-week field as a list of day names for APScheduler 3, which counts
+    from Monday: "1-5", "0-2" (Sunday to Tuesday), "sat,sun", "*/2" all mean what cron means."""
+    if field == "*":
+        return field
+    days: list[int] = []
+    for item in field.split(","):
+        match = _CRON_DAY_ITEM.match(item)
+        if match is None:
+            raise ValueError(f"{item!r} is not a day-of-week item")
+        if match["all"]:
+            first, last = 0, 6
+        else:
+            first = _cron_day(match["first"])
+            last = first if match["last"] is None else _cron_day(match["last"])
+            if match["last"] == "7" or match["last"] == "sun" and first > 0:
+                last = 7  # "5-7", "fri-sun": up to the Sunday that ends the week
+            if last < first:
+                raise ValueError(f"{item!r} runs backwards")
+            if match["step"] and match["last"] is None:
+                last = 6  # "1/2": from Monday, every other day
+        step = int(match["step"] or 1)
+        if step < 1:
+            raise ValueError(f"{item!r} has a step of 0")
+        days.extend(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_CRON_DAYS[day] for day in sorted(set(days)))
 
 
 def _crontab(expression: str, tz: ZoneInfo) -> CronTrigger:
-    """A standard five-field crontab line. APScheduler 3 counts weekdays from Monday = 0, cron from
-    Sunday = 0, so weekday numbers are turned into names first."""
+    """A standard five-field crontab line."""
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError(f"a crontab line has 5 fields, not {len(fields)}")
     minute, hour, day, month, weekdays = fields
-    weekdays = re.sub(r"(?<![*/])\b([0-7])\b", lambda m: _CRON_DAYS[int(m.group(1))], weekdays)
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekdays, timezone=tz)
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_weekdays(weekdays),
+                       timezone=tz)
 
 
 def parse_recurrence(text: str, tz: ZoneInfo, where: str = "recurrence") -> Recurrence:

@@ -24,6 +24,24 @@ def test_forms(text: str, expected: str) -> None:
     assert parse_recurrence(text, LA).next_after(NOW) == datetime.fromisoformat(expected).replace(tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("weekdays", "days"), [
+    ("0-2", ["Sun", "Mon", "Tue"]),       # APScheduler alone counts from Monday and refuses this range
+    ("sun-tue", ["Sun", "Mon", "Tue"]),
+    ("5-7", ["Sun", "Fri", "Sat"]),
+    ("fri-sun", ["Sun", "Fri", "Sat"]),
+    ("*/2", ["Sun", "Tue", "Thu", "Sat"]),  # every other day from Sunday, as cron counts
+    ("sat,1", ["Mon", "Sat"]),
+])
+def test_cron_weekdays_count_from_sunday(weekdays: str, days: list[str]) -> None:
+    recurrence = parse_recurrence(f"0 9 * * {weekdays}", ZoneInfo("UTC"))
+    moment, seen = datetime(2026, 11, 21, 12, tzinfo=UTC), set()  # a Saturday afternoon
+    for _ in range(7):
+        moment = recurrence.next_after(moment)
+        seen.add(moment.strftime("%a"))
+    order = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    assert sorted(seen, key=order.index) == days
+
+
 def test_daylight_saving_days() -> None:
     daily = parse_recurrence("daily at 09:00", LA)
     assert daily.next_after(datetime(2026, 3, 7, 18, tzinfo=UTC)) == datetime(2026, 3, 8, 16, tzinfo=UTC)
@@ -42,6 +60,8 @@ def test_latest_due_occurrence_folds_missed_ones() -> None:
     ("monthly on day 31 at 09:00", "use a day of the month from 1 to 28"),
     ("daily at 25:00", "25:00 is not a time of day"),
     ("0 9 * *", "a crontab line has 5 fields, not 4"),
+    ("0 9 * * 3-1", "'3-1' runs backwards"),
+    ("0 9 * * 8", "'8' is not a day of the week"),
 ])
 def test_errors(text: str, message: str) -> None:
     with pytest.raises(RecurrenceError, match=message):
