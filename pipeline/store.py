@@ -154,7 +154,6 @@ deliveries = sa.Table(
     sa.UniqueConstraint("send_id", "subscriber_id", name="deliveries_send_subscriber"),
     sa.CheckConstraint(f"state IN ({', '.join(repr(s) for s in DELIVERY_STATES)})", name="deliveries_state"),
 )
-# Claims look for due rows of one send in one state, oldest first.
 # Claims look for a send's queued rows, oldest due first. Only queued rows are in this index,
 # so marking a row sending or sent removes one entry instead of rewriting it (a third less
 # work per message), and claims never step over rows already sent.
