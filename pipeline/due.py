@@ -26,6 +26,7 @@ from pipeline.store import Store
 from pipeline.transports import ConnectionFactory
 
 DEFAULT_BUDGET = 50.0  # seconds: room for one run in a one-minute cron slot
+_COUNTED = ("sent", "failed", "retrying", "skipped", "unknown")
 
 
 @dataclass
@@ -44,10 +45,16 @@ class Outcome:
     def label(self) -> str:
         return f"{self.campaign} ({self.occurrence})" if self.occurrence else self.campaign
 
+    def counts(self) -> list[str]:
+        """The counts that are not zero, as "sent 40"."""
+        return [f"{name} {getattr(self, name)}" for name in _COUNTED if getattr(self, name)]
+
+    def summary(self) -> str:
+        return ", ".join(self.counts() + self.notes)
+
     @property
     def busy(self) -> bool:
-        return bool(self.sent or self.failed or self.retrying or self.skipped or self.unknown or self.notes
-                    or self.error)
+        return bool(self.counts() or self.notes or self.error)
 
 
 @dataclass

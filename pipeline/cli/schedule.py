@@ -135,9 +135,7 @@ def _print_tick(report: TickReport, quiet: bool) -> None:
             click.echo(f"campaign: error: {outcome.label}: {outcome.error}", err=True)
         if quiet and not (outcome.error or outcome.failed or outcome.unknown):
             continue
-        parts = [f"{name} {getattr(outcome, name)}" for name in ("sent", "failed", "retrying", "skipped", "unknown")
-                 if getattr(outcome, name)]
-        click.echo(f"{outcome.label}: " + ", ".join(parts + outcome.notes))
+        click.echo(f"{outcome.label}: {outcome.summary()}")
 
 
 @cli.command("send-due")
@@ -189,9 +187,7 @@ def scheduler(state: State, once: bool, max_seconds: float, now: str | None) -> 
     def tick_once(stop: threading.Event) -> TickReport:
         report = tick(state.store, ws, connect, clock, max_seconds=max_seconds, stop=stop)
         for outcome in report.busy():
-            (log.error if outcome.error else log.info)("%s: %s", outcome.label, outcome.error or ", ".join(
-                [f"{n} {getattr(outcome, n)}" for n in ("sent", "failed", "retrying", "skipped", "unknown")
-                 if getattr(outcome, n)] + outcome.notes))
+            (log.error if outcome.error else log.info)("%s: %s", outcome.label, outcome.error or outcome.summary())
         return report
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
