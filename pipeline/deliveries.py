@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from pipeline.errors import CampaignError
 from pipeline.segments import Segment
 from pipeline.store import DELIVERY_STATES, UTCDateTime, deliveries, run_sql, sends, subscribers
+from pipeline.subscribers import display_name, merge_values
 
 LEASE = timedelta(minutes=10)
 
@@ -49,12 +50,11 @@ class Claimed(NamedTuple):
     attempts: int
 
     def values(self) -> dict[str, object]:
-        return {**self.fields, "email": self.email, "first_name": self.first_name or "",
-                "last_name": self.last_name or "", "timezone": self.timezone or ""}
+        return merge_values(self.fields, self.email, self.first_name, self.last_name, self.timezone)
 
     @property
     def name(self) -> str | None:
-        return " ".join(n for n in (self.first_name, self.last_name) if n) or None
+        return display_name(self.first_name, self.last_name)
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,6 @@ def _send_row(row: Any) -> SendRow:
 def find_send(conn: Connection, campaign: str, occurrence: str = "") -> SendRow | None:
     row = conn.execute(sa.select(sends).where(sends.c.campaign == campaign, sends.c.occurrence == occurrence)).first()
     return _send_row(row) if row else None
-
-
-def get_send(conn: Connection, send_id: int) -> SendRow:
-    row = conn.execute(sa.select(sends).where(sends.c.id == send_id)).first()
-    if row is None:
-        raise SendError(f"no send number {send_id}")
-    return _send_row(row)
 
 
 def all_sends(conn: Connection, campaign: str | None = None) -> list[SendRow]:
@@ -219,8 +212,6 @@ def skip(conn: Connection, ids: Sequence[int], now: datetime, reason: str) -> No
         state="skipped", worker=None, lease_until=None, error=reason, updated_at=now))
 
 
-_STILL_SUBSCRIBED = sa.exists().where(subscribers.c.id == deliveries.c.subscriber_id,
-                                      subscribers.c.status == "subscribed")
 _SEND_ACTIVE = sa.exists().where(sends.c.id == deliveries.c.send_id, sends.c.state == "sending")
 # The two statements every message runs, written out: see store.run_sql.
 _BEGIN = ("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_until = ?, updated_at = ? "
@@ -257,22 +248,23 @@ def mark_sent(conn: Connection, delivery_id: int, worker: str, message_id: str, 
     run_sql(conn, sql, *params)
 
 
-def retry_later(conn: Connection, delivery_id: int, worker: str, reply: str, due: datetime, now: datetime) -> None:
+def _settle(conn: Connection, delivery_id: int, owner: str, now: datetime, **values: Any) -> None:
+    """End a delivery `owner` is sending; a row another process recovered meanwhile is left alone."""
     conn.execute(deliveries.update().where(
-        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "sending",
-    ).values(state="queued", due_at=due, lease_until=None, worker=None, error=reply, updated_at=now))
+        deliveries.c.id == delivery_id, deliveries.c.worker == owner, deliveries.c.state == "sending",
+    ).values(lease_until=None, updated_at=now, **values))
+
+
+def retry_later(conn: Connection, delivery_id: int, worker: str, reply: str, due: datetime, now: datetime) -> None:
+    _settle(conn, delivery_id, worker, now, state="queued", due_at=due, worker=None, error=reply)
 
 
 def mark_failed(conn: Connection, delivery_id: int, worker: str, reply: str, now: datetime) -> None:
-    conn.execute(deliveries.update().where(
-        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "sending",
-    ).values(state="failed", lease_until=None, error=reply, updated_at=now))
+    _settle(conn, delivery_id, worker, now, state="failed", error=reply)
 
 
 def mark_unknown(conn: Connection, delivery_id: int, worker: str, reason: str, now: datetime) -> None:
-    conn.execute(deliveries.update().where(
-        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "sending",
-    ).values(state="unknown", lease_until=None, worker=None, error=reason, updated_at=now))
+    _settle(conn, delivery_id, worker, now, state="unknown", worker=None, error=reason)
 
 
 def release(conn: Connection, ids: Iterable[int], worker: str, now: datetime) -> None:

@@ -17,8 +17,8 @@ from pipeline.deliveries import SendRow, all_sends, find_send, set_send_state, s
 from pipeline.errors import CampaignError
 from pipeline.messages import Content
 from pipeline.recurring import run_due, stored_content
-from pipeline.schedule import default_zone, spread_local_time, zone
-from pipeline.segments import everyone, resolve
+from pipeline.schedule import default_zone, spread_local_time
+from pipeline.segments import segment_or_everyone
 from pipeline.sender import SendOptions
 from pipeline.sending import checked_build, run
 from pipeline.settings import Workspace, load_campaign
@@ -79,11 +79,11 @@ def _start_scheduled(store: Store, workspace: Workspace, send: SendRow, now: dat
         current = find_send(conn, send.campaign, send.occurrence)
         if current is None or current.state != "scheduled" or current.snapshot_at is not None:
             return 0  # another process started it, or it was paused meanwhile
-        target = resolve(conn, send.segment, workspace.segments, now=now) if send.segment else everyone()
+        target = segment_or_everyone(conn, send.segment, workspace.segments, now=now)
         set_send_state(conn, current.id, "sending", now, subject=build.rendered.newsletter.subject)
         count = snapshot(conn, current, target, current.scheduled_at or now)
         if current.local_time:
-            fallback = zone(current.timezone) if current.timezone else default_zone(workspace)
+            fallback = default_zone(workspace, current.timezone)
             spread_local_time(conn, current, fallback)
         return count
 

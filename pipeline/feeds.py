@@ -56,7 +56,7 @@ def _image(entry: Any, blocks: list[Any]) -> Image | None:
     return next((b for b in blocks if isinstance(b, Image)), None)
 
 
-def _entry_article(entry: Any, source: str) -> Article:
+def _entry_article(entry: Any, source: str, published: datetime | None) -> Article:
     html = ""
     if entry.get("content"):
         html = entry["content"][0].get("value", "")
@@ -64,7 +64,6 @@ def _entry_article(entry: Any, source: str) -> Article:
     link = entry.get("link")
     blocks = fragment_blocks(html, link) if html else []
     lead = next((b.spans for b in blocks if isinstance(b, Paragraph) and plain(b.spans).strip()), ())
-    published = _time(entry, "published_parsed", "updated_parsed")
     return Article(
         title=squash(entry.get("title", "")) or (link or "Untitled"),
         lead=lead,
@@ -96,8 +95,8 @@ def read_feed(data: bytes, source: str) -> list[SourceItem]:
         key = entry.get("id") or entry.get("link") or entry.get("title")
         if not key:
             continue
-        items.append(SourceItem(str(key), _time(entry, "published_parsed", "updated_parsed"),
-                                _entry_article(entry, source)))
+        published = _time(entry, "published_parsed", "updated_parsed")
+        items.append(SourceItem(str(key), published, _entry_article(entry, source, published)))
     return items
 
 

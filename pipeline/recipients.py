@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline.build import SAMPLE, recipient_links, sample_values
-from pipeline.segments import everyone, resolve, sample
+from pipeline.segments import sample, segment_or_everyone
 from pipeline.settings import Workspace, load_campaign
 from pipeline.store import Store
 from pipeline.subscribers import Subscriber, find
@@ -20,8 +20,7 @@ def recipient_values(workspace: Workspace, tokens: Tokens, subscriber: Subscribe
 
 
 def _label(subscriber: Subscriber) -> str:
-    name = " ".join(n for n in (subscriber.first_name, subscriber.last_name) if n)
-    return f"{name} <{subscriber.email}>" if name else subscriber.email
+    return f"{subscriber.name} <{subscriber.email}>" if subscriber.name else subscriber.email
 
 
 def preview_recipients(workspace: Workspace, store: Store, tokens: Tokens, slug: str,
@@ -30,7 +29,7 @@ def preview_recipients(workspace: Workspace, store: Store, tokens: Tokens, slug:
     settings = load_campaign(workspace, slug)
     chosen: list[Subscriber] = []
     with store.reading() as conn:
-        segment = resolve(conn, settings.segment, workspace.segments) if settings.segment else everyone()
+        segment = segment_or_everyone(conn, settings.segment, workspace.segments)
         chosen = sample(conn, segment, PREVIEW_RECIPIENTS)
         if also and also != SAMPLE and all(s.email.lower() != also.lower() for s in chosen):
             extra = find(conn, also)

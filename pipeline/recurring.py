@@ -22,8 +22,8 @@ from pipeline.lint import errors, lint
 from pipeline.messages import Content
 from pipeline.recurrence import Recurrence, parse_recurrence
 from pipeline.render import Renderer
-from pipeline.schedule import default_zone, zone
-from pipeline.segments import everyone, resolve
+from pipeline.schedule import default_zone
+from pipeline.segments import segment_or_everyone
 from pipeline.settings import CampaignSettings, Workspace, load_campaign
 from pipeline.store import Store, digest_articles, recurrences, send_content
 
@@ -36,7 +36,7 @@ class RecurringError(CampaignError):
 
 def recurrence_of(workspace: Workspace, settings: CampaignSettings) -> Recurrence:
     assert settings.recurrence is not None
-    tz = zone(settings.timezone) if settings.timezone else default_zone(workspace)
+    tz = default_zone(workspace, settings.timezone)
     return parse_recurrence(settings.recurrence, tz, where=f"{settings.path}: recurrence")
 
 
@@ -123,7 +123,7 @@ def run_due(store: Store, workspace: Workspace, settings: CampaignSettings, now:
             return Occurrence(settings.slug, due, None, 0)
         subject = occurrence_subject(settings.subject, due, current.recurrence)
         content = _render(workspace, settings, chosen, subject)
-        target = resolve(conn, settings.segment, workspace.segments, now=now) if settings.segment else everyone()
+        target = segment_or_everyone(conn, settings.segment, workspace.segments, now=now)
         send = create_send(conn, settings.slug, segment=target.expression, subject=subject, state="sending",
                            now=now, occurrence=due.isoformat(), scheduled_at=due)
         conn.execute(send_content.insert().values(send_id=send.id, subject=content.subject, preheader="",

@@ -37,9 +37,9 @@ def zone(name: str) -> ZoneInfo:
         raise ScheduleError(f"unknown time zone {name!r}; use an IANA name like America/Los_Angeles") from None
 
 
-def default_zone(workspace: Workspace) -> ZoneInfo:
-    """campaign.toml's [defaults] timezone, else this machine's."""
-    return zone(workspace.defaults.timezone or tzlocal.get_localzone_name())
+def default_zone(workspace: Workspace, name: str | None = None) -> ZoneInfo:
+    """The zone named, else campaign.toml's [defaults] timezone, else this machine's."""
+    return zone(name or workspace.defaults.timezone or tzlocal.get_localzone_name())
 
 
 def parse_wall(text: str) -> datetime:
@@ -97,7 +97,7 @@ def schedule(store: Store, workspace: Workspace, slug: str, subject: str, segmen
              tz_name: str | None, local_time: bool, now: datetime) -> Scheduled:
     """Schedule a campaign (or move its schedule) to a wall time; refuses the past."""
     wall = parse_wall(at)
-    tz = zone(tz_name) if tz_name else default_zone(workspace)
+    tz = default_zone(workspace, tz_name)
     note = None
     if local_time:
         due = wall.replace(tzinfo=EARLIEST).astimezone(UTC)
@@ -144,7 +144,7 @@ def local_instants(wall: datetime, zones: Iterable[str | None], fallback: ZoneIn
     return {name: instant(wall, zone(name) if name else fallback, strict=False)[0] for name in zones}
 
 
-def spread_local_time(conn: Connection, send: SendRow, fallback: ZoneInfo) -> dict[str | None, datetime]:
+def spread_local_time(conn: Connection, send: SendRow, fallback: ZoneInfo) -> None:
     """Give each delivery of a local-time send the instant its reader's zone reaches the wall time.
 
     One update per distinct zone, so a list of a million readers in forty zones is forty updates.
@@ -153,11 +153,9 @@ def spread_local_time(conn: Connection, send: SendRow, fallback: ZoneInfo) -> di
     zones = list(conn.execute(sa.select(subscribers.c.timezone).distinct().select_from(
         deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)).where(
         deliveries.c.send_id == send.id)).scalars())
-    due = local_instants(wall, zones, fallback)
-    for name, moment in due.items():
+    for name, moment in local_instants(wall, zones, fallback).items():
         members = sa.select(subscribers.c.id).where(
             subscribers.c.timezone.is_(None) if name is None else subscribers.c.timezone == name)
         conn.execute(deliveries.update().where(deliveries.c.send_id == send.id,
                                                deliveries.c.subscriber_id.in_(members)).values(due_at=moment))
-    return due
 

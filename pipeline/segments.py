@@ -409,6 +409,12 @@ def everyone() -> Segment:
     return Segment("everyone", "True", sa.true())
 
 
+def segment_or_everyone(conn: Connection, name_or_expression: str | None, saved: Mapping[str, str],
+                        now: datetime | None = None) -> Segment:
+    """A campaign's audience: its segment, or every subscriber when it names none."""
+    return resolve(conn, name_or_expression, saved, now=now) if name_or_expression else everyone()
+
+
 def count(conn: Connection, segment: Segment) -> int:
     query = sa.select(sa.func.count()).select_from(subscribers).where(segment.recipients)
     return int(conn.execute(query).scalar() or 0)

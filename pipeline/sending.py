@@ -31,7 +31,7 @@ from pipeline.deliveries import (
 )
 from pipeline.lint import errors
 from pipeline.messages import Content, MessageFactory, Recipient
-from pipeline.segments import Segment, count, everyone, resolve
+from pipeline.segments import Segment, count, segment_or_everyone
 from pipeline.sender import SendOptions, SendReport, Sender
 from pipeline.settings import Workspace
 from pipeline.store import Store, utcnow
@@ -68,7 +68,7 @@ def plan(store: Store, workspace: Workspace, slug: str, segment: str | None = No
     build = checked_build(workspace, slug)
     chosen = segment or build.settings.segment
     with store.reading() as conn:
-        target = resolve(conn, chosen, workspace.segments, now=now) if chosen else everyone()
+        target = segment_or_everyone(conn, chosen, workspace.segments, now=now)
         existing = find_send(conn, slug, occurrence)
         if existing is not None and existing.snapshot_at is not None:
             remaining, _ = pending(conn, existing.id)
@@ -166,8 +166,7 @@ def test_send(store: Store, workspace: Workspace, slug: str, addresses: Sequence
             with store.reading() as conn:
                 subscriber = find(conn, address)
             if subscriber is not None:
-                recipient = Recipient(subscriber.id, subscriber.email, " ".join(
-                    n for n in (subscriber.first_name, subscriber.last_name) if n) or None, subscriber.merge_values())
+                recipient = Recipient(subscriber.id, subscriber.email, subscriber.name, subscriber.merge_values())
             else:
                 values = {**sample_values(workspace), "email": address}
                 recipient = Recipient(0, address, None, values)

@@ -58,9 +58,23 @@ class Subscriber:
     updated_at: datetime
 
     def merge_values(self) -> dict[str, object]:
-        """What merge tags see: custom fields first, so a field cannot shadow a built-in."""
-        return {**self.fields, "email": self.email, "first_name": self.first_name or "",
-                "last_name": self.last_name or "", "timezone": self.timezone or ""}
+        return merge_values(self.fields, self.email, self.first_name, self.last_name, self.timezone)
+
+    @property
+    def name(self) -> str | None:
+        return display_name(self.first_name, self.last_name)
+
+
+def merge_values(fields: Mapping[str, Any], email: str, first_name: str | None, last_name: str | None,
+                 timezone: str | None) -> dict[str, object]:
+    """What merge tags see: custom fields first, so a field cannot shadow a built-in."""
+    return {**fields, "email": email, "first_name": first_name or "", "last_name": last_name or "",
+            "timezone": timezone or ""}
+
+
+def display_name(first_name: str | None, last_name: str | None) -> str | None:
+    """"Ana Lima", "Ana", or None: the name in a To: header or a picker."""
+    return " ".join(n for n in (first_name, last_name) if n) or None
 
 
 @dataclass

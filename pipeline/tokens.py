@@ -69,9 +69,9 @@ class Tokens:
     def make(self, subscriber_id: int, campaign: str | None = None) -> str:
         return self._signer.sign(f"{subscriber_id}.{campaign or ''}").decode("ascii")
 
-    def read(self, token: str, max_age_days: int = MAX_AGE_DAYS) -> LinkData:
+    def read(self, token: str) -> LinkData:
         try:
-            payload = self._signer.unsign(token, max_age=max_age_days * 86400).decode("ascii")
+            payload = self._signer.unsign(token, max_age=MAX_AGE_DAYS * 86400).decode("ascii")
         except SignatureExpired:
             raise InvalidToken("this link has expired") from None
         except (BadSignature, UnicodeDecodeError):

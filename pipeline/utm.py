@@ -43,5 +43,8 @@ def tag_html(document: str, params: dict[str, str], domains: Iterable[str]) -> s
 
 def tag_text(text: str, params: dict[str, str], domains: Iterable[str]) -> str:
     domains = tuple(domains)
-    return _TEXT_URL.sub(lambda m: add_utm(m.group(0).rstrip(".,;:!?"), params, domains)
-                         + m.group(0)[len(m.group(0).rstrip(".,;:!?")):], text)
+    def replace(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(".,;:!?")  # a full stop after a link ends the sentence, not the URL
+        return add_utm(url, params, domains) + match.group(0)[len(url):]
+
+    return _TEXT_URL.sub(replace, text)
