@@ -83,8 +83,9 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
         click.echo(f"Would send {subject!r} to {target.recipients} recipient(s) of {target.segment.label!r} "
                    f"via {description}.", err=True)
         return
+    # A send keeps its segment as written (a saved name or an expression): compare what each means.
     if target.send is not None and target.send.snapshot_at is not None and segment and \
-            segment != target.send.segment:
+            target.segment.expression != ws.segments.get(target.send.segment or "", target.send.segment):
         raise SendError(f"{slug} already has its recipients ({target.send.segment}); --segment cannot change them")
     if not yes:
         click.confirm(f"Send {subject!r} to {target.recipients} recipient(s) of {target.segment.label!r} "

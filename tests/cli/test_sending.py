@@ -83,6 +83,23 @@ def test_confirmation_dry_run_and_limit(campaign: Campaign, smtp_server: SmtpTes
     assert sum(smtp_server.recipients().values()) == 5
 
 
+def test_a_started_send_continues_with_its_segment_however_it_is_named(campaign: Campaign,
+                                                                       smtp_server: SmtpTestServer) -> None:
+    people(campaign, 5)
+    people(campaign, 2, tag="knee", start=5)
+    first = send(campaign, smtp_server, "--segment", "back-pain", "--limit", "2", "--yes")
+    assert first.stdout == "queued 3\tsending 0\tsent 2\tfailed 0\tskipped 0\tunknown 0\n"
+    other = send(campaign, smtp_server, "--segment", '"knee" in tags', "--yes")
+    assert other.exit_code == 1
+    assert other.stderr == ('campaign: error: back-pain already has its recipients ("back-pain" in tags); '
+                            "--segment cannot change them\n")
+    again = send(campaign, smtp_server, "--segment", "back-pain", "--limit", "1", "--yes")  # the saved name
+    assert again.stdout == "queued 2\tsending 0\tsent 3\tfailed 0\tskipped 0\tunknown 0\n"
+    rest = send(campaign, smtp_server, "--segment", '"back-pain" in tags', "--yes")  # its expression
+    assert rest.stdout == "queued 0\tsending 0\tsent 5\tfailed 0\tskipped 0\tunknown 0\n"
+    assert sum(smtp_server.recipients().values()) == 5
+
+
 def test_temporary_failures_drops_and_421_are_retried(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
     addresses = people(campaign, 6)
     smtp_server.behaviour.temporary = {addresses[0]: 2}
