@@ -19,7 +19,7 @@ from pipeline.messages import Content
 from pipeline.recurring import run_due, stored_content
 from pipeline.schedule import default_zone, spread_local_time
 from pipeline.segments import segment_or_everyone
-from pipeline.sender import SendOptions
+from pipeline.sender import RateLimit, SendOptions
 from pipeline.sending import checked_build, run
 from pipeline.settings import Workspace, load_campaign
 from pipeline.store import Store
@@ -95,8 +95,7 @@ def _content(store: Store, workspace: Workspace, send: SendRow) -> Content:
 
 
 def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: Callable[[], datetime], *,
-         max_seconds: float = DEFAULT_BUDGET, stop: threading.Event | None = None,
-         options: SendOptions | None = None) -> TickReport:
+         max_seconds: float = DEFAULT_BUDGET, stop: threading.Event | None = None) -> TickReport:
     """Make due occurrences, start due schedules, send due deliveries; stop starting new
     messages when the budget is spent or `stop` is set."""
     deadline = time.monotonic() + max_seconds
@@ -130,16 +129,16 @@ def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: 
 
     with store.reading() as conn:
         active = [s for s in all_sends(conn) if s.state == "sending"]
-    base = options or SendOptions(concurrency=workspace.sending.concurrency)
+    # One pace for everything this tick sends, as campaign.toml's [sending] asks.
+    options = SendOptions(concurrency=workspace.sending.concurrency, rate=RateLimit.parse(workspace.sending.rate),
+                          deadline=deadline)
     for send in active:
         if stop.is_set() or time.monotonic() >= deadline:
             break
         outcome = report.of(send.campaign, send.occurrence)
         try:
             content = _content(store, workspace, send)
-            result = run(store, workspace, content, send, connect,
-                         SendOptions(concurrency=base.concurrency, rate=base.rate, retry=base.retry,
-                                     deadline=deadline), stop=stop, clock=clock)
+            result = run(store, workspace, content, send, connect, options, stop=stop, clock=clock)
         except CampaignError as exc:
             outcome.error = str(exc)
             continue

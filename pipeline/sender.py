@@ -69,15 +69,12 @@ class RateLimit:
         seconds = {"s": 1, "m": 60, "h": 3600}[unit]
         return cls(count / seconds if count else None)
 
-    def wait(self, stop: threading.Event) -> None:
-        if not self.interval:
-            return
+    def next_slot(self) -> float:
+        """The time.monotonic() at which the caller may send its next message."""
         with self.lock:
-            now = time.monotonic()
-            slot = max(self.next, now)
+            slot = max(self.next, time.monotonic())
             self.next = slot + self.interval
-        if slot > now:
-            stop.wait(slot - now)
+        return slot
 
 
 @dataclass(frozen=True)
@@ -158,6 +155,15 @@ class Sender:
             for done in finished:
                 done.wait()
         return self.report
+
+    def wait_until(self, moment: float) -> None:
+        """Sleep until `moment` (time.monotonic()), or until this run should stop: a slow --rate
+        must not hold a SIGTERM or the time budget back."""
+        while not self.stopping():
+            left = moment - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, 0.2))
 
     def stopping(self) -> bool:
         if self.outside.is_set():
@@ -258,6 +264,9 @@ class _Worker:
                 if not batch:
                     return
                 for index, item in enumerate(batch):
+                    if sender.options.rate.interval:
+                        self.flush()  # the last message is written down now, not after the wait
+                        sender.wait_until(sender.options.rate.next_slot())
                     if not sender.stopping() and not sender._take_budget():
                         sender.report.limited = True
                         sender.stop.set()  # --limit reached: this run is done
@@ -289,9 +298,6 @@ class _Worker:
 
     def deliver(self, item: Claimed) -> None:
         sender, name = self.sender, self.name
-        if sender.options.rate.interval:
-            self.flush()  # written down now, not after the wait
-            sender.options.rate.wait(sender.stop)
         message_id, message = sender.factory.build(Recipient(item.subscriber_id, item.email, item.name, item.values()))
         outcome = self.advance(item)
         if outcome == "skipped":

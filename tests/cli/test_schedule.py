@@ -8,7 +8,7 @@ import sys
 import time
 
 from tests.cli.test_sending import people
-from tests.conftest import Campaign
+from tests.conftest import Campaign, edit
 from tests.smtp_server import SmtpTestServer
 from tests.test_send_safety import assert_exactly_once, states
 
@@ -116,6 +116,22 @@ def test_a_daemon_and_cron_together(campaign: Campaign, smtp_server: SmtpTestSer
     assert daemon.returncode == 0, log
     assert "scheduler stopped" in log
     assert assert_exactly_once(campaign, smtp_server, addresses) == 0
+
+
+def test_a_slow_rate_gives_way_to_the_time_budget_and_to_sigterm(campaign: Campaign,
+                                                                  smtp_server: SmtpTestServer) -> None:
+    people(campaign, 5)
+    edit(campaign.root / "campaign.toml", '# rate = "50/s"', 'rate = "1/h"')
+    campaign("schedule", "back-pain", "--at", "2026-12-01 09:00", "--now", NOW)
+    budget = send_due(campaign, smtp_server, DUE, "--max-seconds", "1")
+    out, err = budget.communicate(timeout=60)  # the next slot is an hour away: the budget ends the wait
+    assert (budget.returncode, out) == (0, "back-pain: sent 1, started for 5 recipient(s)\n"), err
+    daemon = start_scheduler(campaign, smtp_server, DUE)
+    wait_for(lambda: sum(smtp_server.recipients().values()) == 2)
+    daemon.send_signal(signal.SIGTERM)
+    _, log = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, log
+    assert sorted(states(campaign).values()) == ["queued", "queued", "queued", "sent", "sent"]
 
 
 def test_sigterm_mid_campaign_then_resume(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
