@@ -72,26 +72,29 @@ class TickReport:
         return [o for o in self.outcomes.values() if o.busy]
 
 
-def _start_scheduled(store: Store, workspace: Workspace, send: SendRow, now: datetime) -> int:
-    """A scheduled send whose time has come: fix its recipients (and their local times)."""
+def _start_scheduled(store: Store, workspace: Workspace, send: SendRow, now: datetime) -> tuple[int, Content]:
+    """A scheduled send whose time has come: fix its recipients (and their local times).
+    Returns how many, and the content built on the way, which this tick then sends."""
     build = checked_build(workspace, send.campaign)
+    content = Content.of(build.rendered)
     with store.transaction() as conn:
         current = find_send(conn, send.campaign, send.occurrence)
         if current is None or current.state != "scheduled" or current.snapshot_at is not None:
-            return 0  # another process started it, or it was paused meanwhile
+            return 0, content  # another process started it, or it was paused meanwhile
         target = segment_or_everyone(conn, send.segment, workspace.segments, now=now)
         set_send_state(conn, current.id, "sending", now, subject=build.rendered.newsletter.subject)
         count = snapshot(conn, current, target, current.scheduled_at or now)
         if current.local_time:
             fallback = default_zone(workspace, current.timezone)
             spread_local_time(conn, current, fallback)
-        return count
+        return count, content
 
 
-def _content(store: Store, workspace: Workspace, send: SendRow) -> Content:
+def _content(store: Store, workspace: Workspace, send: SendRow, built: dict[int, Content]) -> Content:
+    """A recurring occurrence's stored content, else the campaign as this tick built it, or builds it now."""
     with store.reading() as conn:
         stored = stored_content(conn, send.id)
-    return stored or Content.of(checked_build(workspace, send.campaign).rendered)
+    return stored or built.get(send.id) or Content.of(checked_build(workspace, send.campaign).rendered)
 
 
 def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: Callable[[], datetime], *,
@@ -118,9 +121,10 @@ def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: 
 
     with store.reading() as conn:
         waiting = [s for s in all_sends(conn) if s.state == "scheduled" and s.scheduled_at and s.scheduled_at <= now]
+    built: dict[int, Content] = {}
     for send in waiting:
         try:
-            started = _start_scheduled(store, workspace, send, now)
+            started, built[send.id] = _start_scheduled(store, workspace, send, now)
         except CampaignError as exc:
             report.of(send.campaign, send.occurrence).error = str(exc)
             continue
@@ -137,7 +141,7 @@ def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: 
             break
         outcome = report.of(send.campaign, send.occurrence)
         try:
-            content = _content(store, workspace, send)
+            content = _content(store, workspace, send, built)
             result = run(store, workspace, content, send, connect, options, stop=stop, clock=clock)
         except CampaignError as exc:
             outcome.error = str(exc)
