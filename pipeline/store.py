@@ -430,16 +430,16 @@ class Store:
     """An engine on an upgraded database."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.engine = create_engine(url)
         try:
-            upgrade(self.engine)
+            # Upgrading takes the write lock: only when needed, or every command would queue
+            # behind a long import. upgrade() looks again under the lock.
+            with self.engine.connect() as conn:
+                current = current_version(conn) == SCHEMA_VERSION
+            if not current:
+                upgrade(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open database {_safe(url)}: {exc.orig}") from None
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
 
     def transaction(self) -> AbstractContextManager[Connection]:
         return writing(self.engine)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,21 @@ def test_a_newer_database_names_the_upgrade_command(db_url: str) -> None:
                                          rf"{SCHEMA_VERSION}: upgrade campaign-pipeline \(pip install -U "
                                          r"campaign-pipeline\)"):
         Store(db_url)
+
+
+def test_opening_an_upgraded_database_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'campaign.db'}"
+    Store(url).close()
+    writer = sqlite3.connect(tmp_path / "campaign.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a long import holds the write lock
+    try:
+        reader = Store(url)  # would wait out the 30 s busy timeout and fail if it took the lock
+        with reader.reading() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM subscribers")).scalar() == 0
+        reader.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_bad_urls_are_one_line_errors(tmp_path: Path) -> None:
