@@ -43,10 +43,6 @@ class ImportCounts:
                 f"already imported {self.already_imported}")
 
 
-class _DryRun(Exception):
-    """Raised inside the transaction to roll a dry run back."""
-
-
 def redact(diagnostic: str | None) -> str | None:
     if not diagnostic:
         return None
@@ -132,18 +128,11 @@ class _Recorder:
 def record_reports(store: Store, reports: Iterable[Report], secret: str, soft_limit: int,
                    dry_run: bool = False) -> ImportCounts:
     """Record the reports in one transaction; with dry_run, count what would happen and roll back."""
-    counts = ImportCounts()
-    try:
-        with store.transaction() as conn:
-            recorder = _Recorder(conn, secret, soft_limit)
-            for report in reports:
-                recorder.add(report)
-            counts = recorder.counts
-            if dry_run:
-                raise _DryRun
-    except _DryRun:
-        pass
-    return counts
+    with store.transaction(rollback=dry_run) as conn:
+        recorder = _Recorder(conn, secret, soft_limit)
+        for report in reports:
+            recorder.add(report)
+    return recorder.counts
 
 
 def import_bounces(store: Store, path: Path, secret: str, soft_limit: int, dry_run: bool = False) -> ImportCounts:

@@ -35,7 +35,8 @@ from pipeline.deliveries import (
 from pipeline.messages import MessageFactory, Recipient
 from pipeline.settings import RATE
 from pipeline.store import RawTransactions, Store, sends, utcnow
-from pipeline.subscribers import get_by_id, set_status
+from pipeline.subscriber_ids import by_id
+from pipeline.subscribers import set_status
 from pipeline.transports import (
     Connection,
     ConnectionFactory,
@@ -329,7 +330,7 @@ class _Worker:
             with self.writing() as db:
                 mark_failed(db, item.delivery_id, name, exc.reply, sender.clock())
                 if exc.bounce:
-                    subscriber = get_by_id(db, item.subscriber_id)
+                    subscriber = by_id(db, item.subscriber_id)
                     if subscriber is not None and set_status(db, subscriber, "bounced", "smtp", exc.reply):
                         sender.report.add(bounced=1)
             sender.report.add(failed=1)

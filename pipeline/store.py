@@ -397,12 +397,15 @@ def current_version(conn: Connection) -> int:
 
 
 @contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
-    """One writing transaction: committed if the block finishes, rolled back on any error or Ctrl-C."""
+def writing(engine: Engine, rollback: bool = False) -> Iterator[Connection]:
+    """One writing transaction: committed if the block finishes (rolled back instead with
+    `rollback`, for dry runs), rolled back on any error or Ctrl-C."""
     with engine.connect() as conn:
         conn.execution_options(writing=True)
-        with conn.begin():
+        with conn.begin() as transaction:
             yield conn
+            if rollback:
+                transaction.rollback()
 
 
 def upgrade(engine: Engine) -> int:
@@ -441,8 +444,8 @@ class Store:
         except OperationalError as exc:
             raise StoreError(f"cannot open database {_safe(url)}: {exc.orig}") from None
 
-    def transaction(self) -> AbstractContextManager[Connection]:
-        return writing(self.engine)
+    def transaction(self, rollback: bool = False) -> AbstractContextManager[Connection]:
+        return writing(self.engine, rollback)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

@@ -69,10 +69,6 @@ class ImportReport:
             self.warnings.append(message)
 
 
-class _DryRun(Exception):
-    """Raised inside the transaction to roll a dry run back."""
-
-
 class _Rejects:
     """FILE.rejects.csv, written beside the import and put in place only when the import ends."""
 
@@ -123,7 +119,7 @@ class Importer:
         collecting = gc.isenabled()
         gc.disable()  # millions of short-lived objects; reference counting frees them all
         try:
-            with self.store.transaction() as conn:
+            with self.store.transaction(rollback=self.options.dry_run) as conn:
                 self.any_erased = conn.execute(sa.select(suppressions.c.email_hash).limit(1)).first() is not None
                 fields: set[str] = set()
                 large = self.path.stat().st_size >= BULK_FROM_BYTES
@@ -138,10 +134,6 @@ class Importer:
                         self._apply(conn, batch.records, rejects)
                         self.progress(batch.position)
                 register_fields(conn, fields)
-                if self.options.dry_run:
-                    raise _DryRun
-        except _DryRun:
-            pass
         except BaseException:
             rejects.discard()
             raise

@@ -163,11 +163,6 @@ def find(conn: Connection, address: str) -> Subscriber | None:
     return load(conn, [row])[0] if row else None
 
 
-def get_by_id(conn: Connection, subscriber_id: int) -> Subscriber | None:
-    row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
-    return load(conn, [row])[0] if row else None
-
-
 def get(conn: Connection, address: str) -> Subscriber:
     found = find(conn, address)
     if found is None:
