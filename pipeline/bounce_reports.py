@@ -22,6 +22,7 @@ from email.message import Message
 from pathlib import Path
 
 from pipeline.errors import CampaignError
+from pipeline.store import as_utc, parse_utc
 
 HARD, SOFT, COMPLAINT = "hard", "soft", "complaint"
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -96,7 +97,7 @@ def _when(*values: str | None) -> datetime | None:
             parsed = email.utils.parsedate_to_datetime(_one_line(value))
         except (TypeError, ValueError, IndexError):
             continue
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return as_utc(parsed)
     return None
 
 
@@ -215,10 +216,9 @@ def _csv_time(value: str | None) -> datetime | None:
         seconds = float(text)
         return datetime.fromtimestamp(seconds / 1000 if seconds > 1e11 else seconds, UTC)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_utc(text)
     except ValueError:
         return _when(text)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _row_kind(values: dict[str, str]) -> str | None:

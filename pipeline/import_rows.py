@@ -19,13 +19,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from pipeline.emails import InvalidEmail, email_key, normalize_email
 from pipeline.errors import CampaignError
-from pipeline.store import sql_time
+from pipeline.store import parse_utc, sql_time
 from pipeline.subscribers import (
     BUILTIN_FIELDS,
     SubscriberError,
@@ -100,12 +99,6 @@ class Parsed:
 
 class _Reject(Exception):
     """This row goes to the rejects file with the message as its reason."""
-
-
-def _parse_time(value: str) -> datetime:
-    text = value.strip().replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 class _Columns:
@@ -358,7 +351,7 @@ class Parser:
             if not value:
                 continue
             try:
-                return sql_time(_parse_time(value))
+                return sql_time(parse_utc(value))
             except ValueError:
                 self.warn(f"{self.path.name} line {line}: {role} {clean_text(value)!r} is not a date "
                                  "and time; dropped")

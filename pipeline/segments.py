@@ -397,12 +397,10 @@ def resolve(conn: Connection, name_or_expression: str, saved: Mapping[str, str],
             now: datetime | None = None) -> Segment:
     """A saved segment by name, or an expression written out."""
     text = name_or_expression.strip()
-    fields = known_fields(conn)
-    dialect = conn.dialect.name
-    if text in saved:
-        return Segment(text, saved[text], compile_segment(saved[text], dialect=dialect, saved=saved,
-                                                          fields=fields, now=now, name=text))
-    return Segment(text, text, compile_segment(text, dialect=dialect, saved=saved, fields=fields, now=now))
+    name = text if text in saved else None
+    expression = saved[text] if name else text
+    return Segment(text, expression, compile_segment(expression, dialect=conn.dialect.name, saved=saved,
+                                                     fields=known_fields(conn), now=now, name=name))
 
 
 def everyone() -> Segment:

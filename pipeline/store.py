@@ -253,6 +253,17 @@ def sql_time(value: datetime) -> str:
         " ", "microseconds")
 
 
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC instant; a naive time is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 time ("Z" allowed; without an offset, UTC) as an aware UTC instant.
+    Raises ValueError for anything else."""
+    return as_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+
+
 def from_sql_time(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 

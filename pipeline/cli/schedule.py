@@ -20,7 +20,7 @@ from pipeline.recurring import series, start, stop
 from pipeline.schedule import schedule, unschedule
 from pipeline.sending import checked_build, connection_factory
 from pipeline.settings import load_campaign
-from pipeline.store import utcnow
+from pipeline.store import parse_utc, utcnow
 
 
 def _utc(moment: datetime | None) -> str:
@@ -31,10 +31,9 @@ def _clock(now: str | None) -> Callable[[], datetime]:
     if not now:
         return utcnow
     try:
-        fixed = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        fixed = parse_utc(now)
     except ValueError:
         raise click.BadParameter(f"{now!r} is not an ISO time like 2026-12-01T17:00:00Z", param_hint="--now") from None
-    fixed = fixed if fixed.tzinfo else fixed.replace(tzinfo=UTC)
     return lambda: fixed
 
 
