@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 
-import dkim
 
 from pipeline.build import recipient_links
 from pipeline.errors import CampaignError
@@ -155,6 +154,9 @@ class Recipient:
 
 class Dkim:
     def __init__(self, selector: str, domain: str, key_path: Path) -> None:
+        import dkim  # here, not at the top: dkimpy costs 30 ms at start-up and only signing needs it
+
+        self._sign = dkim.sign
         self.selector = selector.encode("ascii")
         self.domain = domain.encode("ascii")
         try:
@@ -165,8 +167,8 @@ class Dkim:
             raise MessageError(f"the DKIM key cannot be used: {exc}", where=key_path) from None
 
     def sign(self, message: bytes) -> bytes:
-        return dkim.sign(message, self.selector, self.domain, self.key, include_headers=DKIM_HEADERS,
-                         canonicalize=(b"relaxed", b"relaxed"), linesep=b"\r\n")
+        return self._sign(message, self.selector, self.domain, self.key, include_headers=DKIM_HEADERS,
+                          canonicalize=(b"relaxed", b"relaxed"), linesep=b"\r\n")
 
 
 @dataclass(frozen=True)

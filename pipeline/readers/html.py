@@ -12,7 +12,6 @@ from urllib.parse import urljoin
 
 import lxml.etree as etree
 import lxml.html
-import trafilatura
 
 from pipeline.errors import ArticleError
 from pipeline.models import (
@@ -275,6 +274,8 @@ def _main_content(doc: lxml.html.HtmlElement, text: str) -> lxml.html.HtmlElemen
     the smallest element holding all of it is walked directly, so nothing inside the article
     (a figure's caption, a short closing line) is lost to trafilatura's own pruning.
     """
+    import trafilatura  # here, not at the top: it costs 80 ms, and most commands read no HTML page
+
     extracted = trafilatura.extract(
         text, output_format="xml", include_links=True, include_images=True, include_tables=True,
         include_comments=False, favor_recall=True, deduplicate=False, with_metadata=False,
