@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.segments import count, resolve
-from pipeline.store import Store
+from pipeline.audience.segments import count, resolve
+from pipeline.db.engine import Store
 
 IMPORT_TARGET_S = 30.0
 COUNT_TARGET_S = 0.5
@@ -100,8 +100,8 @@ def tree_memory_kb(pid: int) -> tuple[int, int]:
 IMPORT_SCRIPT = """
 import sys, time
 from pathlib import Path
-from pipeline.store import Store
-from pipeline.subscriber_import import ImportOptions, import_csv
+from pipeline.db.engine import Store
+from pipeline.audience.importing.write import ImportOptions, import_csv
 store = Store(sys.argv[1])
 start = time.perf_counter()
 report = import_csv(store, Path(sys.argv[2]), ImportOptions())

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from mjml import mjml2html
 
-from pipeline.build import build_campaign
-from pipeline.render import Renderer
-from pipeline.settings import load_workspace
-from pipeline.workspace import init_workspace, new_campaign
+from pipeline.content.build import build_campaign
+from pipeline.content.render import Renderer
+from pipeline.settings.scaffold import init_workspace, new_campaign
+from pipeline.settings.workspace import load_workspace
 
 TARGET_MS = 50.0
 SENTENCES = [

@@ -24,15 +24,16 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from pipeline.build import personalise, recipient_links
-from pipeline.messages import Content, MessageFactory, Recipient
-from pipeline.sender import SendOptions
-from pipeline.sending import begin_send, connection_factory, plan, run
-from pipeline.settings import load_workspace
-from pipeline.store import Store, default_url, utcnow
-from pipeline.subscriber_import import ImportOptions, import_csv
-from pipeline.tokens import Tokens
-from pipeline.workspace import init_workspace
+from pipeline.audience.importing.write import ImportOptions, import_csv
+from pipeline.audience.tokens import Tokens
+from pipeline.clock import utcnow
+from pipeline.content.build import personalise, recipient_links
+from pipeline.db.engine import Store, default_url
+from pipeline.delivery.loop import SendOptions
+from pipeline.delivery.mime import Content, MessageFactory, Recipient
+from pipeline.delivery.sending import begin_send, connection_factory, plan, run
+from pipeline.settings.scaffold import init_workspace
+from pipeline.settings.workspace import load_workspace
 
 SINK = Path(__file__).with_name("smtp_sink.py")
 FIRST = ["Ana", "Ben", "Chloé", "Dev", "Emma", "Farid", "Grace", "Hiro", "Inès", "Jamal", "Kai", "Lena"]
@@ -53,7 +54,7 @@ def workspace(folder: Path, subscribers: int) -> Path:
 
 
 def build_rate(folder: Path, count: int, baseline_count: int) -> None:
-    from pipeline.build import build_campaign
+    from pipeline.content.build import build_campaign
 
     root = workspace(folder / "build", 0)
     ws = load_workspace(root)

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.settings import Workspace, load_workspace
-from pipeline.store import Store
+from pipeline.db.engine import Store
+from pipeline.settings.scaffold import init_workspace
+from pipeline.settings.workspace import Workspace, load_workspace
 from tests.smtp_server import SmtpTestServer
-from pipeline.workspace import init_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTICLES = FIXTURES / "articles"

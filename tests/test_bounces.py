@@ -9,14 +9,27 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pipeline import store as store_module
-from pipeline.bounce_reports import BounceError, classify, read_message, read_reports, status_code
-from pipeline.bounces import ImportCounts, bounce_counts, import_bounces, record_reports
-from pipeline.errors import ConfigError
-from pipeline.message_ids import make_message_id
-from pipeline.settings import load_workspace
-from pipeline.store import SCHEMA_VERSION, Store, bounces, current_version, sends, subscriber_events, utcnow
-from pipeline.subscribers import Changes, add, erase, find
+from pipeline.audience.subscribers import Changes, add, erase, find
+from pipeline.clock import utcnow
+from pipeline.db import migrations as store_module
+from pipeline.db.engine import Store
+from pipeline.db.migrations import SCHEMA_VERSION, current_version
+from pipeline.db.schema import bounces, sends, subscriber_events
+from pipeline.delivery.bounces.intake import (
+    ImportCounts,
+    bounce_counts,
+    import_bounces,
+    record_reports,
+)
+from pipeline.delivery.bounces.reports import (
+    classify,
+    read_message,
+    read_reports,
+    status_code,
+)
+from pipeline.delivery.message_ids import make_message_id
+from pipeline.errors import BounceError, ConfigError
+from pipeline.settings.workspace import load_workspace
 from tests.conftest import FIXTURES, edit
 
 SECRET = "a test secret"

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pipeline.deliveries import find_send
-from pipeline.due import tick
-from pipeline.recurring import sent_articles, start
-from pipeline.schedule import schedule
-from pipeline.settings import load_workspace
-from pipeline.store import Store, default_url, deliveries, subscribers
-from pipeline.subscribers import Changes, add
-from pipeline.transports import open_transport
+from pipeline.audience.subscribers import Changes, add
+from pipeline.db.engine import Store, default_url
+from pipeline.db.schema import deliveries, subscribers
+from pipeline.delivery.sends import find_send
+from pipeline.delivery.transports import open_transport
+from pipeline.settings.workspace import load_workspace
+from pipeline.timing.recurring import sent_articles, start
+from pipeline.timing.schedule import schedule
+from pipeline.timing.tick import tick
 from tests.smtp_server import SmtpTestServer
 from tests.test_schedule import TEN_ZONES
 

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from pipeline.emails import InvalidEmail, email_hash, email_key, normalize_email
+from pipeline.audience.addresses import (
+    InvalidEmail,
+    email_hash,
+    email_key,
+    normalize_email,
+)
 
 ADDRESSES = [
     "ana@example.com", "Ana.Lopez+news@Example.COM", "  spaced@example.com ", "a..b@example.com",

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.feeds import SourceError, read_source
+from pipeline.errors import SourceError
+from pipeline.timing.feeds import read_source
 from tests.conftest import ARTICLES
 
 RSS = """<?xml version="1.0"?>

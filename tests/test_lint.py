@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.build import build_campaign
-from pipeline.lint import Finding, lint
-from pipeline.render import Rendered
-from pipeline.settings import Workspace
+from pipeline.content.build import build_campaign
+from pipeline.content.lint import Finding, lint
+from pipeline.content.render import Rendered
+from pipeline.settings.workspace import Workspace
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pipeline.merge import Slot, prepare, tag
+from pipeline.content.merge import Slot, prepare, tag
 
 
 def test_tags_with_fallbacks_and_mailchimp_aliases() -> None:

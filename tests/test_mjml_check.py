@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.mjml_check import check_mjml
+from pipeline.content.mjml_check import check_mjml
 
 
 def wrap(body: str) -> str:

@@ -16,10 +16,10 @@ import lxml.html
 import pytest
 from markdown_it import MarkdownIt
 
-from pipeline.build import build_campaign
-from pipeline.readers.text import _BULLET, _NUMBERED
-from pipeline.settings import Workspace
-from pipeline.workspace import new_campaign
+from pipeline.content.build import build_campaign
+from pipeline.content.readers.text import _BULLET, _NUMBERED
+from pipeline.settings.scaffold import new_campaign
+from pipeline.settings.workspace import Workspace
 from tests.conftest import ARTICLES
 
 BLOCK_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "figcaption")

@@ -18,12 +18,18 @@ from typing import Any
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 
-from pipeline.browser import headless_chromium, set_viewport
-from pipeline.build import build_campaign, personalise, sample_values
+from pipeline.content.build import build_campaign, personalise, sample_values
 from pipeline.errors import NotFoundError
-from pipeline.preview import Preview, find_recipient, force_dark, message_headers, preview_message
-from pipeline.preview_server import PreviewServer
-from pipeline.settings import Workspace
+from pipeline.settings.workspace import Workspace
+from pipeline.web.browser import headless_chromium, set_viewport
+from pipeline.web.preview import (
+    Preview,
+    find_recipient,
+    force_dark,
+    message_headers,
+    preview_message,
+)
+from pipeline.web.preview_server import PreviewServer
 from tests.conftest import edit
 from tests.web import EventStream, fetch, wait_for
 

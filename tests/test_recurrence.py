@@ -5,7 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.recurrence import RecurrenceError, parse_recurrence
+from pipeline.errors import RecurrenceError
+from pipeline.timing.recurrence import parse_recurrence
 
 LA = ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday, 04:00 in Los Angeles

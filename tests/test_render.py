@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import build_campaign, personalise, sample_values
+from pipeline.content.build import build_campaign, personalise, sample_values
 from pipeline.errors import NotFoundError, TemplateError
-from pipeline.settings import Workspace, load_workspace
-from pipeline.workspace import new_campaign
+from pipeline.settings.scaffold import new_campaign
+from pipeline.settings.workspace import Workspace, load_workspace
 from tests.conftest import edit
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -106,9 +106,9 @@ def test_mjml_compile_error_names_line_column_and_template(workspace_dir: Path) 
 
 
 def _render_mjml_without_compiling(workspace_dir: Path) -> str:
-    from pipeline.compose import compose
-    from pipeline.render import Renderer, _strip_marks
-    from pipeline.settings import load_campaign
+    from pipeline.content.compose import compose
+    from pipeline.content.render import Renderer, _strip_marks
+    from pipeline.settings.campaign import load_campaign
 
     ws = load_workspace(workspace_dir)
     renderer = Renderer(ws)

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.schedule import ScheduleError, instant, local_instants, parse_wall
+from pipeline.errors import ScheduleError
+from pipeline.timing.schedule import instant, local_instants, parse_wall
 
 LA, LONDON = ZoneInfo("America/Los_Angeles"), ZoneInfo("Europe/London")
 

@@ -5,9 +5,11 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from pipeline.segments import SegmentError, count, resolve, sample
-from pipeline.store import Store, subscribers
-from pipeline.subscribers import Changes, add, get, set_status
+from pipeline.audience.segments import count, resolve, sample
+from pipeline.audience.subscribers import Changes, add, get, set_status
+from pipeline.db.engine import Store
+from pipeline.db.schema import subscribers
+from pipeline.errors import SegmentError
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SAVED = {"bp": '"back-pain" in tags', "bp-portland": 'segment("bp") and city == "Portland"',

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pipeline.store import Store, deliveries, subscribers
+from pipeline.db.engine import Store
+from pipeline.db.schema import deliveries, subscribers
 from tests.cli.test_sending import people
 from tests.conftest import Campaign, edit
 from tests.smtp_server import SmtpTestServer

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.settings import load_campaign, load_workspace
+from pipeline.settings.campaign import load_campaign
+from pipeline.settings.workspace import load_workspace
 from tests.conftest import edit
 
 

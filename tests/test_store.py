@@ -6,8 +6,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pipeline import store as store_module
-from pipeline.store import SCHEMA_VERSION, Store, StoreError, current_version, schema_version
+from pipeline.db import migrations as store_module
+from pipeline.db.engine import Store
+from pipeline.db.migrations import SCHEMA_VERSION, current_version
+from pipeline.db.schema import schema_version
+from pipeline.errors import StoreError
 
 
 def test_new_database_is_at_the_current_version(store: Store) -> None:

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pipeline.store import Store, subscribers, suppressions
-from pipeline.subscriber_export import write_csv, write_jsonl
-from pipeline.subscriber_import import ImportFailed, ImportOptions, ImportReport, import_csv
-from pipeline.subscribers import Changes, add, erase, find, get, iterate
+from pipeline.audience.export import write_csv, write_jsonl
+from pipeline.audience.importing.write import ImportOptions, ImportReport, import_csv
+from pipeline.audience.subscribers import Changes, add, erase, find, get, iterate
+from pipeline.db.engine import Store
+from pipeline.db.schema import subscribers, suppressions
+from pipeline.errors import ImportFailed
 from tests.conftest import FIXTURES
 
 CSV = FIXTURES / "csv"
@@ -270,11 +272,11 @@ def test_statuses_are_never_resubscribed_by_a_status_column(store: Store, tmp_pa
 @pytest.fixture
 def big_file_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     """Take the large-file paths (a parsing process, the index rebuild) for small test files."""
-    import pipeline.import_rows
-    import pipeline.subscriber_import
+    import pipeline.audience.importing.parse
+    import pipeline.audience.importing.write
 
-    monkeypatch.setattr(pipeline.import_rows, "PARALLEL_FROM_BYTES", 0)
-    monkeypatch.setattr(pipeline.subscriber_import, "BULK_FROM_BYTES", 0)
+    monkeypatch.setattr(pipeline.audience.importing.parse, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(pipeline.audience.importing.write, "BULK_FROM_BYTES", 0)
 
 
 def test_large_file_path_imports_the_same(store: Store, tmp_path: Path, big_file_paths: None) -> None:

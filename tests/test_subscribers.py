@@ -3,11 +3,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from pipeline.errors import NotFoundError
-from pipeline.store import Store, subscriber_events, suppressions
-from pipeline.subscribers import (
+from pipeline.audience.subscribers import (
     Changes,
-    SubscriberError,
     add,
     count_by_status,
     erase,
@@ -19,6 +16,9 @@ from pipeline.subscribers import (
     unsubscribe,
     untag,
 )
+from pipeline.db.engine import Store
+from pipeline.db.schema import subscriber_events, suppressions
+from pipeline.errors import NotFoundError, SubscriberError
 
 
 def test_add_then_update_merges_fields_and_tags(store: Store) -> None:

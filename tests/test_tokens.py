@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from itsdangerous import TimestampSigner
 
-from pipeline.tokens import SECRET_FILE, InvalidToken, LinkData, Tokens, load_secret
+from pipeline.audience.tokens import SECRET_FILE, LinkData, Tokens, load_secret
+from pipeline.errors import InvalidToken
 
 
 class _SignedAt(TimestampSigner):

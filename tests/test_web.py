@@ -15,14 +15,15 @@ import pytest
 import sqlalchemy as sa
 from starlette.applications import Starlette
 
-from pipeline.build import recipient_links
+from pipeline.audience.subscribers import Changes, add, erase, get
+from pipeline.audience.tokens import MAX_AGE_DAYS, Tokens
+from pipeline.content.build import recipient_links
+from pipeline.db.engine import Store
+from pipeline.db.schema import subscriber_events
 from pipeline.errors import ConfigError
-from pipeline.settings import Workspace, load_workspace
-from pipeline.store import Store, subscriber_events
-from pipeline.subscribers import Changes, add, erase, get
-from pipeline.tokens import MAX_AGE_DAYS, Tokens
-from pipeline.local_server import LocalServer
-from pipeline.web import HEADERS, create_app, parse_form
+from pipeline.settings.workspace import Workspace, load_workspace
+from pipeline.web.app import HEADERS, create_app, parse_form
+from pipeline.web.local_server import LocalServer
 from tests.conftest import edit
 from tests.web import Reply, fetch, post_form, wait_for
 
@@ -296,7 +297,7 @@ def test_leaving_all_from_the_preferences_page_unsubscribes(site: Site) -> None:
 
 
 def test_a_bounced_reader_stays_bounced(site: Site) -> None:
-    from pipeline.subscribers import set_status
+    from pipeline.audience.subscribers import set_status
 
     with site.store.transaction() as conn:
         set_status(conn, get(conn, ANA), "bounced", "bounces:x")

@@ -22,8 +22,8 @@ def test_wheel_installs_into_a_fresh_venv_and_renders(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/skeleton/templates/newsletter.mjml.j2" in names
     assert "pipeline/skeleton/campaigns/back-pain/article.md" in names
-    assert "pipeline/preview_page.html" in names  # read at run time by `campaign preview`
-    assert "pipeline/web_templates/preferences.html.j2" in names  # read at run time by `campaign serve`
+    assert "pipeline/web/preview_page.html" in names  # read at run time by `campaign preview`
+    assert "pipeline/web/templates/preferences.html.j2" in names  # read at run time by `campaign serve`
     assert not [n for n in names if n.startswith("tests/")]
 
     venv = tmp_path / "venv"

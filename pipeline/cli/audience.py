@@ -8,18 +8,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import cli
-from pipeline.cli.context import State, pass_state
-from pipeline.errors import CampaignError
-from pipeline.files import write_atomic
-from pipeline.segments import Segment, count, resolve, sample
-from pipeline.store import STATUSES
-from pipeline.subscriber_export import write_csv, write_jsonl
-from pipeline.subscriber_import import ImportOptions, import_csv
-from pipeline.subscribers import (
+from pipeline.audience.export import write_csv, write_jsonl
+from pipeline.audience.importing.write import ImportOptions, import_csv
+from pipeline.audience.segments import Segment, count, resolve, sample
+from pipeline.audience.subscribers import (
     Changes,
     Subscriber,
-    SubscriberError,
     add,
     canonical_timezone,
     clean_tag,
@@ -32,6 +26,11 @@ from pipeline.subscribers import (
     unsubscribe,
     untag,
 )
+from pipeline.cli import cli
+from pipeline.cli.context import State, pass_state
+from pipeline.db.schema import STATUSES
+from pipeline.errors import CampaignError, SubscriberError
+from pipeline.files import write_atomic
 
 SOURCE = "cli"
 PROGRESS_FROM_BYTES = 1 << 20

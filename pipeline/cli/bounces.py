@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from pipeline.bounce_reports import read_reports
-from pipeline.bounces import record_reports
+from pipeline.audience.tokens import load_secret
 from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
-from pipeline.tokens import load_secret
+from pipeline.delivery.bounces.intake import record_reports
+from pipeline.delivery.bounces.reports import read_reports
 
 
 @cli.group()

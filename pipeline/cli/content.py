@@ -6,14 +6,20 @@ from pathlib import Path
 
 import click
 
-from pipeline.build import SAMPLE, build_campaign, sample_values, write_outputs, write_personal_copy
+from pipeline.audience.recipients import recipient_values
+from pipeline.audience.subscribers import get
 from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
+from pipeline.content.build import (
+    SAMPLE,
+    build_campaign,
+    sample_values,
+    write_outputs,
+    write_personal_copy,
+)
+from pipeline.content.lint import Finding
 from pipeline.errors import LintFailed
-from pipeline.lint import Finding
-from pipeline.recipients import recipient_values
-from pipeline.subscribers import get
-from pipeline.workspace import init_workspace, new_campaign
+from pipeline.settings.scaffold import init_workspace, new_campaign
 
 
 @cli.command()

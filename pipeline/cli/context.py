@@ -8,10 +8,10 @@ from typing import IO, Any
 
 import click
 
+from pipeline.audience.tokens import Tokens, load_secret
+from pipeline.db.engine import Store, default_url
 from pipeline.errors import CampaignError
-from pipeline.settings import Workspace, load_workspace
-from pipeline.store import Store, default_url
-from pipeline.tokens import Tokens, load_secret
+from pipeline.settings.workspace import Workspace, load_workspace
 
 
 class CommandError(click.ClickException):

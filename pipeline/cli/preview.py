@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from pipeline.build import SAMPLE
+from pipeline.audience.recipients import preview_recipients
 from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
+from pipeline.content.build import SAMPLE
 from pipeline.files import write_atomic
-from pipeline.preview import Preview, find_recipient
-from pipeline.preview_server import PreviewServer
-from pipeline.recipients import preview_recipients
+from pipeline.web.preview import Preview, find_recipient
+from pipeline.web.preview_server import PreviewServer
 
 DEFAULT_WIDTH = 600
 

@@ -13,14 +13,15 @@ import click
 
 from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
-from pipeline.daemon import run_scheduler
-from pipeline.deliveries import SendRow, all_sends, counts, pending
-from pipeline.due import DEFAULT_BUDGET, TickReport, tick
-from pipeline.recurring import series, start, stop
-from pipeline.schedule import schedule, unschedule
-from pipeline.sending import checked_build, connection_factory
-from pipeline.settings import load_campaign
-from pipeline.store import parse_utc, utcnow
+from pipeline.clock import parse_utc, utcnow
+from pipeline.delivery.ledger import counts, pending
+from pipeline.delivery.sending import checked_build, connection_factory
+from pipeline.delivery.sends import SendRow, all_sends
+from pipeline.settings.campaign import load_campaign
+from pipeline.timing.daemon import run_scheduler
+from pipeline.timing.recurring import series, start, stop
+from pipeline.timing.schedule import schedule, unschedule
+from pipeline.timing.tick import DEFAULT_BUDGET, TickReport, tick
 
 
 def _utc(moment: datetime | None) -> str:

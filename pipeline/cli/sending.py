@@ -12,11 +12,20 @@ import click
 
 from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
-from pipeline.deliveries import SendError
-from pipeline.messages import Content
-from pipeline.sender import RateLimit, RetryPolicy, SendOptions, SendReport
-from pipeline.sending import begin_send, connection_factory, pause, plan, resume, run, status, test_send
-from pipeline.store import utcnow
+from pipeline.clock import utcnow
+from pipeline.delivery.loop import RateLimit, RetryPolicy, SendOptions, SendReport
+from pipeline.delivery.mime import Content
+from pipeline.delivery.sending import (
+    begin_send,
+    connection_factory,
+    pause,
+    plan,
+    resume,
+    run,
+    status,
+    test_send,
+)
+from pipeline.errors import SendError
 
 
 def _when(moment: datetime | None) -> str:

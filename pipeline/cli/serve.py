@@ -6,8 +6,8 @@ import click
 
 from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
-from pipeline.local_server import LocalServer
-from pipeline.web import base_path, create_app
+from pipeline.web.app import base_path, create_app
+from pipeline.web.local_server import LocalServer
 
 
 @cli.command()
@@ -24,7 +24,7 @@ def serve(state: State, host: str, port: int) -> None:
     \b
     Examples:
       campaign serve --port 8080
-      CAMPAIGN_WORKSPACE=/srv/clinic uvicorn --factory pipeline.web:create_app --port 8080 --no-access-log
+      CAMPAIGN_WORKSPACE=/srv/clinic uvicorn --factory pipeline.web.app:create_app --port 8080 --no-access-log
     """
     workspace = state.workspace
     server = LocalServer(create_app(workspace, state.store, state.tokens), host, port)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.store import Store
+from pipeline.db.engine import Store
 from tests.conftest import Campaign, edit
 from tests.test_bounces import MAILDIR, PROVIDER_CSV, SECRET, dsn, our_id, populate
 

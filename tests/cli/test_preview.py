@@ -147,8 +147,8 @@ def test_screenshot_without_chromium_says_what_to_install(campaign: Campaign, tm
 
 
 def test_real_subscribers_of_the_campaigns_segment_are_offered(campaign: Campaign, tmp_path: Path) -> None:
+    from pipeline.audience.recipients import preview_recipients
     from pipeline.cli.context import State
-    from pipeline.recipients import preview_recipients
 
     assert campaign("subscribers", "add", "ana@example.com", "--first-name", "Ana", "--tag", "back-pain").exit_code == 0
     assert campaign("subscribers", "add", "ben@example.com", "--tag", "sleep").exit_code == 0

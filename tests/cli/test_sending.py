@@ -6,8 +6,9 @@ import json
 import re
 from pathlib import Path
 
-from pipeline.store import Store, subscribers
-from pipeline.subscribers import Changes, add
+from pipeline.audience.subscribers import Changes, add
+from pipeline.db.engine import Store
+from pipeline.db.schema import subscribers
 from tests.conftest import Campaign
 from tests.smtp_server import SmtpTestServer
 
@@ -225,7 +226,7 @@ def test_status_shows_bounces_reported_after_the_send(campaign: Campaign, smtp_s
 def test_one_secret_however_many_processes_start_at_once(tmp_path: Path) -> None:
     import threading
 
-    from pipeline.tokens import SECRET_FILE, load_secret
+    from pipeline.audience.tokens import SECRET_FILE, load_secret
 
     found: list[str] = []
     threads = [threading.Thread(target=lambda: found.append(load_secret(tmp_path))) for _ in range(8)]

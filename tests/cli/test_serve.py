@@ -66,7 +66,7 @@ def process(*args: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[
 
 
 def token(subscriber_id: int = 1) -> str:
-    from pipeline.tokens import Tokens
+    from pipeline.audience.tokens import Tokens
 
     return Tokens(SECRET).make(subscriber_id, "back-pain")
 
@@ -108,7 +108,7 @@ def test_the_production_command_from_the_readme(audience: Campaign) -> None:
     add_ana(audience)
     assert audience.db_url is not None
     env = {"CAMPAIGN_WORKSPACE": str(audience.root), "CAMPAIGN_DB": audience.db_url, "CAMPAIGN_SECRET": SECRET}
-    with process("uvicorn", "--factory", "pipeline.web:create_app", "--host", "127.0.0.1", "--port", "0",
+    with process("uvicorn", "--factory", "pipeline.web.app:create_app", "--host", "127.0.0.1", "--port", "0",
                  "--proxy-headers", "--workers", "1", "--no-access-log", env=env) as (running, stderr):
         url = None
         while url is None:
@@ -144,4 +144,4 @@ def test_help_has_examples(campaign: Campaign) -> None:
     result = campaign("serve", "--help")
     assert result.exit_code == 0
     assert "campaign serve --port 8080" in result.stdout
-    assert "uvicorn --factory pipeline.web:create_app" in result.stdout
+    assert "uvicorn --factory pipeline.web.app:create_app" in result.stdout

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.content.models import Span
+from pipeline.content.readers import detect_format, read_article
+from pipeline.content.readers.common import first_sentence, linkify
 from pipeline.errors import ArticleError
-from pipeline.models import Span
-from pipeline.readers import detect_format, read_article
-from pipeline.readers.common import first_sentence, linkify
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), [

@@ -3,8 +3,19 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pipeline.models import Article, Heading, Image, ListBlock, ListItem, Paragraph, Quote, Section, Span, plain
-from pipeline.readers import read_article
+from pipeline.content.models import (
+    Article,
+    Heading,
+    Image,
+    ListBlock,
+    ListItem,
+    Paragraph,
+    Quote,
+    Section,
+    Span,
+    plain,
+)
+from pipeline.content.readers import read_article
 from tests.conftest import ARTICLES
 
 SITE = "https://willowcreek-acupuncture.example"

@@ -5,10 +5,20 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.content.models import (
+    Article,
+    Heading,
+    Image,
+    ListBlock,
+    ListItem,
+    Paragraph,
+    Quote,
+    Section,
+    Span,
+)
+from pipeline.content.readers import read_article
+from pipeline.content.readers.markdown import read_markdown
 from pipeline.errors import ArticleError
-from pipeline.models import Article, Heading, Image, ListBlock, ListItem, Paragraph, Quote, Section, Span
-from pipeline.readers import read_article
-from pipeline.readers.markdown import read_markdown
 from tests.conftest import ARTICLES
 
 SITE = "https://willowcreek-acupuncture.example"

@@ -4,10 +4,18 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.content.models import (
+    Article,
+    Heading,
+    ListBlock,
+    ListItem,
+    Paragraph,
+    Section,
+    Span,
+)
+from pipeline.content.readers import read_article
+from pipeline.content.readers.text import read_text
 from pipeline.errors import ArticleError
-from pipeline.models import Article, Heading, ListBlock, ListItem, Paragraph, Section, Span
-from pipeline.readers import read_article
-from pipeline.readers.text import read_text
 from tests.conftest import ARTICLES
 
 

@@ -1,0 +1,1 @@
+"""The audience: subscribers, their import and export, segments, signed links and preferences."""

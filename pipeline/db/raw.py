@@ -1,0 +1,103 @@
+"""Hand-written statements straight to the database driver, for the few hot paths where
+SQLAlchemy's per-statement work costs more than the statement: sending and bulk imports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipeline.clock import sql_time
+from pipeline.db.schema import UTCDateTime, signed_up_index
+
+
+def _driver_params(postgres: bool, params: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple((p.astimezone(UTC).replace(tzinfo=None) if postgres else sql_time(p))
+                 if isinstance(p, datetime) else p for p in params)
+
+
+def run_sql(conn: Connection, sql: str, *params: Any) -> Any:
+    """A hand-written statement straight to the driver. Write "?" for parameters; datetimes
+    are sent as the column types would send them."""
+    postgres = conn.dialect.name == "postgresql"
+    return conn.exec_driver_sql(sql.replace("?", "%s") if postgres else sql, _driver_params(postgres, params))
+
+
+class RawTransactions:
+    """Short transactions on the driver connection beneath an idle SQLAlchemy Connection.
+
+    Every message sent costs one transaction; through SQLAlchemy its begin, events and commit
+    cost more than the statements. The owner must not use the SQLAlchemy Connection while one
+    of these runs.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.postgres = conn.dialect.name == "postgresql"
+        self.driver = conn.connection.driver_connection
+
+    def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        cursor = self.driver.cursor()
+        try:
+            if not self.postgres:
+                cursor.execute("BEGIN IMMEDIATE")
+            counts = []
+            times: dict[datetime, Any] = {}  # the same instant appears in several statements
+            for sql, params in statements:
+                values = tuple(self._time(times, p) if isinstance(p, datetime) else p for p in params)
+                cursor.execute(sql.replace("?", "%s") if self.postgres else sql, values)
+                counts.append(cursor.rowcount)
+            if self.postgres:
+                self.driver.commit()
+            else:
+                cursor.execute("COMMIT")
+            return counts
+        except BaseException:
+            if self.postgres:
+                self.driver.rollback()
+            elif self.driver.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+
+    def _time(self, seen: dict[datetime, Any], value: datetime) -> Any:
+        converted = seen.get(value)
+        if converted is None:
+            converted = seen[value] = _driver_params(self.postgres, (value,))[0]
+        return converted
+
+
+def insert_many(conn: Connection, table: sa.Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows with one executemany, bypassing SQLAlchemy's per-value processing.
+
+    A million-row import spends most of its time there otherwise. Values must already be in
+    the driver's form: timestamps as sql_time() text, JSON as text.
+    """
+    if not rows:
+        return
+    postgres = conn.dialect.name == "postgresql"
+    marks = []
+    for name in names:
+        kind = table.c[name].type
+        cast = "::jsonb" if isinstance(kind, sa.JSON) else "::timestamp" if isinstance(kind, UTCDateTime) else ""
+        marks.append("%s" + cast if postgres else "?")
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
+    conn.exec_driver_sql(sql, list(rows))
+
+
+@contextmanager
+def bulk_load(conn: Connection) -> Iterator[None]:
+    """Around a large import on SQLite: the signup-date index, which nothing reads during an
+    import, is dropped and built again at the end (sorting once beats a million random index
+    inserts). Both happen inside the import's transaction, so a failure restores it. On
+    PostgreSQL, dropping an index would lock out readers, so nothing changes there."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    signed_up_index.drop(conn)
+    yield
+    signed_up_index.create(conn)

@@ -1,0 +1,1 @@
+"""Delivery: a send planned and begun, its ledger of deliveries, the sending loop, MIME, transports, bounces."""

@@ -1,0 +1,1 @@
+"""Bounces and complaints: reports parsed (pure), then recorded against subscribers and sends."""

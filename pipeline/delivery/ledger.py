@@ -1,0 +1,278 @@
+"""Deliveries: one row per (send, subscriber), and the state changes that make sending exactly-once.
+
+    queued --claim--> queued+lease --begin--> sending --250--> sent
+                                                  |--4xx / dropped--> queued (due later)
+                                                  |--5xx--> failed
+    a subscriber no longer subscribed at claim or begin --> skipped
+    sending with an expired lease (the sender died) --> unknown: never resent by itself
+
+A claim only leases rows; a row becomes `sending` in the same transaction that records the
+previous message as sent, just before its own message goes out. So a sender killed at any
+moment leaves at most the one message it was transmitting as `unknown`, and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipeline.audience.segments import Segment
+from pipeline.audience.subscribers import display_name, merge_values
+from pipeline.db.raw import run_sql
+from pipeline.db.schema import (
+    DELIVERY_STATES,
+    UTCDateTime,
+    deliveries,
+    sends,
+    subscribers,
+)
+from pipeline.delivery.sends import SendRow, mark_finished, mark_snapshot
+
+LEASE = timedelta(minutes=10)
+
+
+class Claimed(NamedTuple):
+    """A leased delivery and what its message needs to know about the subscriber (a tuple: made
+    for every message, and cheap to make)."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    first_name: str | None
+    last_name: str | None
+    fields: dict[str, Any]
+    timezone: str | None
+    attempts: int
+
+    def values(self) -> dict[str, object]:
+        return merge_values(self.fields, self.email, self.first_name, self.last_name, self.timezone)
+
+    @property
+    def name(self) -> str | None:
+        return display_name(self.first_name, self.last_name)
+
+
+def snapshot(conn: Connection, send: SendRow, segment: Segment, now: datetime, due_at: datetime | None = None) -> int:
+    """Fix the recipients: one queued delivery per subscribed member of the segment, in one statement.
+
+    Does nothing if the send already has its snapshot, so two starters cannot make two.
+    """
+    if not mark_snapshot(conn, send.id, now):
+        return 0
+    chosen = sa.select(
+        sa.literal(send.id, sa.Integer), subscribers.c.id, sa.literal("queued", sa.String),
+        sa.literal(due_at or now, UTCDateTime), sa.literal(0, sa.Integer), sa.literal(now, UTCDateTime),
+    ).where(segment.recipients)
+    result = conn.execute(deliveries.insert().from_select(
+        ["send_id", "subscriber_id", "state", "due_at", "attempts", "updated_at"], chosen))
+    return int(result.rowcount or 0)
+
+
+def worker_name(suffix: str) -> str:
+    """host:pid:suffix, so a later run on the same host can tell when a worker's process is gone."""
+    return f"{socket.gethostname()}:{os.getpid()}:{suffix}"
+
+
+def _dead(worker: str) -> bool:
+    """A worker of this host whose process no longer runs: its leases need not be waited out."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover(conn: Connection, send_id: int, now: datetime) -> int:
+    """Deal with rows of senders that died.
+
+    Rows left `sending` (lease expired, or its process gone) may or may not have been sent:
+    they become `unknown` and are never resent by themselves. Rows a dead sender had only
+    leased go back to the queue. Returns how many became unknown.
+    """
+    held = conn.execute(sa.select(deliveries.c.worker).distinct().where(
+        deliveries.c.send_id == send_id, deliveries.c.worker.is_not(None), deliveries.c.lease_until >= now)).scalars()
+    dead = [w for w in held if _dead(w)]
+    gone = sa.or_(deliveries.c.lease_until < now, deliveries.c.worker.in_(dead)) if dead else \
+        deliveries.c.lease_until < now
+    result = conn.execute(deliveries.update().where(
+        deliveries.c.send_id == send_id, deliveries.c.state == "sending", gone,
+    ).values(state="unknown", worker=None, lease_until=None, updated_at=now,
+             error="the sender stopped while this message was being sent; it may or may not have arrived"))
+    if dead:
+        conn.execute(deliveries.update().where(
+            deliveries.c.send_id == send_id, deliveries.c.state == "queued", deliveries.c.worker.in_(dead),
+        ).values(worker=None, lease_until=None, updated_at=now))
+    return int(result.rowcount or 0)
+
+
+# Built once: a claim runs for every batch, and building these costs more than running them.
+_CANDIDATES = (
+    sa.select(deliveries.c.id).where(
+        # A literal, not a parameter: only then can the database use the queued-rows index.
+        deliveries.c.send_id == sa.bindparam("send_id"), deliveries.c.state == sa.literal_column("'queued'"),
+        deliveries.c.due_at <= sa.bindparam("now", type_=UTCDateTime),
+        sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < sa.bindparam("now", type_=UTCDateTime)),
+    ).order_by(deliveries.c.due_at, deliveries.c.id).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
+)
+_LEASE = deliveries.update().where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True))).values(
+    lease_until=sa.bindparam("lease", type_=UTCDateTime), worker=sa.bindparam("worker"),
+    updated_at=sa.bindparam("now", type_=UTCDateTime))
+_CLAIMED = (
+    sa.select(deliveries.c.id.label("delivery_id"), deliveries.c.attempts, subscribers.c.id.label("subscriber_id"),
+              subscribers.c.email, subscribers.c.first_name, subscribers.c.last_name, subscribers.c.fields,
+              subscribers.c.timezone, subscribers.c.status)
+    .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+    .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True))).order_by(deliveries.c.due_at, deliveries.c.id)
+)
+
+
+def claim(conn: Connection, send_id: int, worker: str, limit: int, now: datetime) -> list[Claimed]:
+    """Lease up to `limit` due deliveries to `worker`; ones whose subscriber left become skipped."""
+    ids = list(conn.execute(_CANDIDATES, {"send_id": send_id, "now": now, "limit": limit}).scalars())
+    if not ids:
+        return []
+    conn.execute(_LEASE, {"ids": ids, "lease": now + LEASE, "worker": worker, "now": now})
+    rows = conn.execute(_CLAIMED, {"ids": ids}).all()
+    gone = [r.delivery_id for r in rows if r.status != "subscribed"]
+    if gone:
+        skip(conn, gone, now, "not subscribed when its turn came")
+    return [Claimed(r.delivery_id, r.subscriber_id, r.email, r.first_name, r.last_name, dict(r.fields or {}),
+                    r.timezone, r.attempts) for r in rows if r.status == "subscribed"]
+
+
+def skip(conn: Connection, ids: Sequence[int], now: datetime, reason: str) -> None:
+    conn.execute(deliveries.update().where(deliveries.c.id.in_(ids)).values(
+        state="skipped", worker=None, lease_until=None, error=reason, updated_at=now))
+
+
+_SEND_ACTIVE = sa.exists().where(sends.c.id == deliveries.c.send_id, sends.c.state == "sending")
+# The two statements every message runs, written out: see store.run_sql.
+_BEGIN = ("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_until = ?, updated_at = ? "
+          "WHERE id = ? AND worker = ? AND state = 'queued' "
+          "AND EXISTS (SELECT 1 FROM subscribers WHERE subscribers.id = deliveries.subscriber_id "
+          "AND subscribers.status = 'subscribed') "
+          "AND EXISTS (SELECT 1 FROM sends WHERE sends.id = deliveries.send_id AND sends.state = 'sending')")
+_SENT = ("UPDATE deliveries SET state = 'sent', message_id = ?, sent_at = ?, lease_until = NULL, error = NULL, "
+         "updated_at = ? WHERE id = ? AND worker = ? AND state = 'sending'")
+
+
+def begin_statement(delivery_id: int, worker: str, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    """Mark one leased delivery `sending`, just before its message goes out; it matches no row
+    if the subscriber left since the claim or the send was paused (see not_started)."""
+    return _BEGIN, (now + LEASE, now, delivery_id, worker)
+
+
+def sent_statement(delivery_id: int, worker: str, message_id: str, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    return _SENT, (message_id, now, now, delivery_id, worker)
+
+
+def not_started(conn: Connection, delivery_id: int, worker: str, now: datetime) -> str:
+    """Why begin matched nothing: "paused" (the row is given back, still queued) or "skipped"."""
+    active = conn.execute(sa.select(_SEND_ACTIVE).select_from(deliveries).where(deliveries.c.id == delivery_id)).scalar()
+    if not active:
+        release(conn, [delivery_id], worker, now)
+        return "paused"
+    skip(conn, [delivery_id], now, "not subscribed when its turn came")
+    return "skipped"
+
+
+def mark_sent(conn: Connection, delivery_id: int, worker: str, message_id: str, now: datetime) -> None:
+    sql, params = sent_statement(delivery_id, worker, message_id, now)
+    run_sql(conn, sql, *params)
+
+
+def _settle(conn: Connection, delivery_id: int, owner: str, now: datetime, **values: Any) -> None:
+    """End a delivery `owner` is sending; a row another process recovered meanwhile is left alone."""
+    conn.execute(deliveries.update().where(
+        deliveries.c.id == delivery_id, deliveries.c.worker == owner, deliveries.c.state == "sending",
+    ).values(lease_until=None, updated_at=now, **values))
+
+
+def retry_later(conn: Connection, delivery_id: int, worker: str, reply: str, due: datetime, now: datetime) -> None:
+    _settle(conn, delivery_id, worker, now, state="queued", due_at=due, worker=None, error=reply)
+
+
+def mark_failed(conn: Connection, delivery_id: int, worker: str, reply: str, now: datetime) -> None:
+    _settle(conn, delivery_id, worker, now, state="failed", error=reply)
+
+
+def mark_unknown(conn: Connection, delivery_id: int, worker: str, reason: str, now: datetime) -> None:
+    _settle(conn, delivery_id, worker, now, state="unknown", worker=None, error=reason)
+
+
+def release(conn: Connection, ids: Iterable[int], worker: str, now: datetime) -> None:
+    """Give back leased rows not yet started (a clean stop): they stay queued for the next run."""
+    ids = list(ids)
+    if ids:
+        conn.execute(deliveries.update().where(
+            deliveries.c.id.in_(ids), deliveries.c.worker == worker, deliveries.c.state == "queued",
+        ).values(lease_until=None, worker=None, updated_at=now))
+
+
+def requeue(conn: Connection, send_id: int, state: str, now: datetime) -> int:
+    """Deliberately send again rows that are `unknown` or `failed` (send --retry-unknown / --retry-failed)."""
+    result = conn.execute(deliveries.update().where(deliveries.c.send_id == send_id, deliveries.c.state == state)
+                          .values(state="queued", due_at=now, lease_until=None, worker=None, updated_at=now))
+    return int(result.rowcount or 0)
+
+
+def counts(conn: Connection, send_id: int) -> dict[str, int]:
+    found = dict.fromkeys(DELIVERY_STATES, 0)
+    query = sa.select(deliveries.c.state, sa.func.count()).where(deliveries.c.send_id == send_id).group_by(
+        deliveries.c.state)
+    found.update({state: int(n) for state, n in conn.execute(query)})
+    return found
+
+
+def pending(conn: Connection, send_id: int) -> tuple[int, datetime | None]:
+    """How many deliveries are still to go, and when the next one falls due."""
+    row = conn.execute(sa.select(sa.func.count(), sa.func.min(deliveries.c.due_at)).where(
+        deliveries.c.send_id == send_id, deliveries.c.state.in_(["queued", "sending"]))).one()
+    return int(row[0]), row[1]
+
+
+def failures(conn: Connection, send_id: int, limit: int = 50) -> list[tuple[str, str, str]]:
+    """(address, state, the server's reply) for failed, unknown and retrying deliveries."""
+    query = (sa.select(subscribers.c.email, deliveries.c.state, deliveries.c.error)
+             .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+             .where(deliveries.c.send_id == send_id, deliveries.c.error.is_not(None),
+                    deliveries.c.state.in_(["failed", "unknown", "queued"]))
+             .order_by(deliveries.c.id).limit(limit))
+    return [(email or "(erased)", state, error) for email, state, error in conn.execute(query)]
+
+
+def finish_if_done(conn: Connection, send_id: int, now: datetime) -> bool:
+    """A send is done when nothing is queued or sending any more."""
+    left, _ = pending(conn, send_id)
+    if left:
+        return False
+    mark_finished(conn, send_id, now)
+    return True
+
+
+def recipient_zones(conn: Connection, send_id: int) -> list[str | None]:
+    """The distinct time zones of a send's recipients (None: readers without one)."""
+    return list(conn.execute(sa.select(subscribers.c.timezone).distinct().select_from(
+        deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)).where(
+        deliveries.c.send_id == send_id)).scalars())
+
+
+def set_due_by_zone(conn: Connection, send_id: int, instants: Mapping[str | None, datetime]) -> None:
+    """Each delivery due at the instant of its reader's zone: one update per zone."""
+    for name, moment in instants.items():
+        members = sa.select(subscribers.c.id).where(
+            subscribers.c.timezone.is_(None) if name is None else subscribers.c.timezone == name)
+        conn.execute(deliveries.update().where(deliveries.c.send_id == send_id,
+                                               deliveries.c.subscriber_id.in_(members)).values(due_at=moment))

@@ -1,0 +1,358 @@
+"""The sending loop: workers claim deliveries, build each message, hand it to the transport and
+record the outcome right after the server's answer.
+
+Each worker owns one transport connection. A stop request (Ctrl-C, SIGTERM, pause) lets every
+worker finish the message in flight and give back the rows it leased, so a clean stop leaves
+nothing `unknown`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from pipeline.audience.subscribers import by_id, set_status
+from pipeline.clock import utcnow
+from pipeline.db.engine import Store
+from pipeline.db.raw import RawTransactions
+from pipeline.delivery.ledger import (
+    Claimed,
+    begin_statement,
+    claim,
+    mark_failed,
+    mark_sent,
+    mark_unknown,
+    not_started,
+    release,
+    retry_later,
+    sent_statement,
+    worker_name,
+)
+from pipeline.delivery.mime import MessageFactory, Recipient
+from pipeline.delivery.sends import state_of
+from pipeline.delivery.transports import (
+    Connection,
+    ConnectionFactory,
+    PermanentFailure,
+    TemporaryFailure,
+    UncertainDelivery,
+)
+from pipeline.errors import SendError, TransportError
+from pipeline.settings.workspace import RATE
+
+CLAIM_BATCH = 50  # leased rows stay queued, so a crash never makes them unknown
+_WRITE_LOCK = threading.Lock()
+CONNECT_ATTEMPTS = 3
+
+
+class RateLimit:
+    """A shared pace for all workers: at most `per_second` messages a second, evenly spread."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.interval = 1 / per_second if per_second else 0.0
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    @classmethod
+    def parse(cls, text: str | None) -> RateLimit:
+        if not text:
+            return cls(None)
+        match = RATE.match(text)
+        if not match:
+            raise SendError(f"--rate {text!r} is not a rate like '50/s' or '1000/h'")
+        count, unit = float(match.group(1)), match.group(2)[0]
+        seconds = {"s": 1, "m": 60, "h": 3600}[unit]
+        return cls(count / seconds if count else None)
+
+    def next_slot(self) -> float:
+        """The time.monotonic() at which the caller may send its next message."""
+        with self.lock:
+            slot = max(self.next, time.monotonic())
+            self.next = slot + self.interval
+        return slot
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try a 4xx or a dropped connection again, and when to give up."""
+
+    first_delay: float = 60.0
+    factor: float = 4.0
+    max_delay: float = 4 * 3600.0
+    max_attempts: int = 6
+
+    def delay(self, attempts: int) -> timedelta:
+        seconds = min(self.first_delay * self.factor ** max(attempts - 1, 0), self.max_delay)
+        return timedelta(seconds=seconds)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    skipped: int = 0
+    bounced: int = 0
+    unknown: int = 0
+    stopped: bool = False
+    paused: bool = False
+    limited: bool = False
+    error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self.lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class SendOptions:
+    concurrency: int = 4
+    rate: RateLimit = field(default_factory=lambda: RateLimit(None))
+    limit: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    deadline: float | None = None  # time.monotonic() after which no new message is started
+
+
+class Sender:
+    def __init__(self, store: Store, factory: MessageFactory, connect: ConnectionFactory, send_id: int,
+                 options: SendOptions, stop: threading.Event | None = None,
+                 progress: Callable[[SendReport], None] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.factory = factory
+        self.connect = connect
+        self.send_id = send_id
+        self.options = options
+        self.stop = threading.Event()  # this run's own: --limit, the time budget, a pause, an error
+        self.outside = stop or threading.Event()  # the caller's: Ctrl-C handlers, SIGTERM
+        self.progress = progress or (lambda _report: None)
+        self.clock = clock
+        self.report = SendReport()
+        self.budget = options.limit
+        self.budget_lock = threading.Lock()
+        self.prefix = worker_name(uuid.uuid4().hex[:8])
+
+    def run(self) -> SendReport:
+        # Workers signal their end with events rather than being joined: on Python 3.11, a join
+        # interrupted by Ctrl-C marks a still-running thread as finished.
+        finished = [threading.Event() for _ in range(max(1, self.options.concurrency))]
+        for n, done in enumerate(finished):
+            threading.Thread(target=self._worker, args=(f"{self.prefix}:{n}", done), daemon=True).start()
+        try:
+            for done in finished:
+                while not done.wait(0.2):
+                    pass
+        except KeyboardInterrupt:
+            self.report.stopped = True
+            self.stop.set()
+            for done in finished:
+                done.wait()
+        return self.report
+
+    def wait_until(self, moment: float) -> None:
+        """Sleep until `moment` (time.monotonic()), or until this run should stop: a slow --rate
+        must not hold a SIGTERM or the time budget back."""
+        while not self.stopping():
+            left = moment - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, 0.2))
+
+    def stopping(self) -> bool:
+        if self.outside.is_set():
+            self.report.stopped = True
+            self.stop.set()
+        elif self.options.deadline is not None and time.monotonic() >= self.options.deadline:
+            self.report.limited = True
+            self.stop.set()
+        return self.stop.is_set()
+
+    def _take_budget(self) -> bool:
+        if self.budget is None:
+            return True
+        with self.budget_lock:
+            if self.budget <= 0:
+                return False
+            self.budget -= 1
+            return True
+
+    def _worker(self, name: str, done: threading.Event) -> None:
+        try:
+            with self.store.engine.connect() as db:
+                db.execution_options(writing=True)
+                _Worker(self, name, db).run()
+        except Exception as exc:  # a worker that dies must stop the others and say why
+            if not self.report.error:
+                self.report.error = str(exc) or type(exc).__name__
+            self.stop.set()
+        finally:
+            done.set()
+
+    def _open(self) -> Connection:
+        delay = 1.0
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                return self.connect()
+            except TransportError:
+                if attempt == CONNECT_ATTEMPTS - 1 or self.stop.wait(delay):
+                    raise
+                delay *= 2
+        raise AssertionError("unreachable")
+
+
+class _Worker:
+    """One sending thread: its own database connection and its own transport connection.
+
+    A message's `sent` is written in the same transaction that marks the next message
+    `sending` (or on its own before any pause), so each message costs one transaction.
+    """
+
+    def __init__(self, sender: Sender, name: str, db: sa.Connection) -> None:
+        self.sender = sender
+        self.name = name
+        self.db = db
+        self.raw = RawTransactions(db)
+        self.connection: Connection | None = None
+        self.sent: tuple[int, str] | None = None  # answered 250, not yet written down
+
+    def advance(self, item: Claimed) -> str:
+        """Record the last message sent and mark this one `sending`: one transaction a message."""
+        now = self.sender.clock()
+        statements = [begin_statement(item.delivery_id, self.name, now)]
+        if self.sent is not None:
+            statements.insert(0, sent_statement(self.sent[0], self.name, self.sent[1], now))
+        with _WRITE_LOCK:
+            started = self.raw.run(statements)[-1] == 1
+        self.sent = None
+        if started:
+            return "started"
+        with self.writing() as db:
+            return not_started(db, item.delivery_id, self.name, now)
+
+    @contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """A write transaction, one thread at a time, that first records the last message sent.
+
+        SQLite lets one writer in at a time and makes the others sleep in growing steps of
+        milliseconds; queueing the workers here keeps the transactions back to back instead.
+        Other processes still meet at the database's own lock.
+        """
+        with _WRITE_LOCK, self.db.begin():
+            if self.sent is not None:
+                mark_sent(self.db, self.sent[0], self.name, self.sent[1], self.sender.clock())
+                self.sent = None
+            yield self.db
+
+    def flush(self) -> None:
+        if self.sent is not None:
+            with self.writing():
+                pass
+
+    def run(self) -> None:
+        sender = self.sender
+        try:
+            while not sender.stopping() and self.active():
+                with self.writing() as db:
+                    batch = claim(db, sender.send_id, self.name, CLAIM_BATCH, sender.clock())
+                if not batch:
+                    return
+                for index, item in enumerate(batch):
+                    if sender.options.rate.interval:
+                        self.flush()  # the last message is written down now, not after the wait
+                        sender.wait_until(sender.options.rate.next_slot())
+                    if not sender.stopping() and not sender._take_budget():
+                        sender.report.limited = True
+                        sender.stop.set()  # --limit reached: this run is done
+                    if sender.stopping():
+                        with self.writing() as db:
+                            release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
+                        return
+                    try:
+                        self.deliver(item)
+                    except Exception:
+                        # Leases of a living process are not taken back early, and this process may
+                        # live on (the scheduler): give back what this worker will not send now.
+                        with self.writing() as db:
+                            release(db, [c.delivery_id for c in batch[index + 1:]], self.name, sender.clock())
+                        raise
+        finally:
+            self.flush()
+            if self.connection is not None:
+                self.connection.close()
+
+    def active(self) -> bool:
+        with self.writing():
+            state = state_of(self.db, self.sender.send_id)
+        if state != "sending":
+            self.sender.report.paused = True
+            self.sender.stop.set()
+            return False
+        return True
+
+    def deliver(self, item: Claimed) -> None:
+        sender, name = self.sender, self.name
+        message_id, message = sender.factory.build(Recipient(item.subscriber_id, item.email, item.name, item.values()))
+        outcome = self.advance(item)
+        if outcome == "skipped":
+            sender.report.add(skipped=1)
+            return
+        if outcome == "paused":
+            sender.report.paused = True
+            sender.stop.set()
+            return
+        try:
+            if self.connection is None:
+                self.connection = sender._open()
+            self.connection.send(sender.factory.envelope_from, item.email, message)
+        except TransportError as exc:
+            # Nothing went out: the row goes back to the queue, and this run stops.
+            with self.writing() as db:
+                retry_later(db, item.delivery_id, name, str(exc), sender.clock(), sender.clock())
+            raise
+        except TemporaryFailure as exc:
+            if exc.reconnect:
+                self.drop_connection()
+            self.temporary(item, exc.reply)
+        except UncertainDelivery as exc:
+            self.drop_connection()
+            with self.writing() as db:
+                mark_unknown(db, item.delivery_id, name, exc.reply, sender.clock())
+            sender.report.add(unknown=1)
+        except PermanentFailure as exc:
+            with self.writing() as db:
+                mark_failed(db, item.delivery_id, name, exc.reply, sender.clock())
+                if exc.bounce:
+                    subscriber = by_id(db, item.subscriber_id)
+                    if subscriber is not None and set_status(db, subscriber, "bounced", "smtp", exc.reply):
+                        sender.report.add(bounced=1)
+            sender.report.add(failed=1)
+        else:
+            self.sent = (item.delivery_id, message_id)
+            sender.report.add(sent=1)
+        sender.progress(sender.report)
+
+    def drop_connection(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def temporary(self, item: Claimed, reply: str) -> None:
+        sender = self.sender
+        now = sender.clock()
+        attempts = item.attempts + 1
+        with self.writing() as db:
+            if attempts >= sender.options.retry.max_attempts:
+                mark_failed(db, item.delivery_id, self.name, f"gave up after {attempts} attempts: {reply}", now)
+                sender.report.add(failed=1)
+            else:
+                retry_later(db, item.delivery_id, self.name, reply, now + sender.options.retry.delay(attempts), now)
+                sender.report.add(retrying=1)

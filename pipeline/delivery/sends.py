@@ -1,0 +1,92 @@
+"""Sends: one row per send of a campaign (a one-off campaign has one, a recurring one one per
+occurrence), with its state, its segment and its times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from pipeline.db.schema import sends
+
+
+@dataclass(frozen=True)
+class SendRow:
+    id: int
+    campaign: str
+    occurrence: str
+    state: str
+    segment: str | None
+    subject: str | None
+    scheduled_at: datetime | None
+    snapshot_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    local_time: str | None = None  # "09:00" when each reader gets it at that time in their zone
+    timezone: str | None = None
+
+
+def _send_row(row: Any) -> SendRow:
+    return SendRow(row.id, row.campaign, row.occurrence, row.state, row.segment, row.subject, row.scheduled_at,
+                   row.snapshot_at, row.started_at, row.finished_at, row.local_time, row.timezone)
+
+
+def find_send(conn: Connection, campaign: str, occurrence: str = "") -> SendRow | None:
+    row = conn.execute(sa.select(sends).where(sends.c.campaign == campaign, sends.c.occurrence == occurrence)).first()
+    return _send_row(row) if row else None
+
+
+def all_sends(conn: Connection, campaign: str | None = None) -> list[SendRow]:
+    query = sa.select(sends).order_by(sends.c.campaign, sends.c.occurrence)
+    if campaign is not None:
+        query = query.where(sends.c.campaign == campaign)
+    return [_send_row(row) for row in conn.execute(query)]
+
+
+def create_send(conn: Connection, campaign: str, *, segment: str, subject: str, state: str,
+                now: datetime, occurrence: str = "", scheduled_at: datetime | None = None,
+                local_time: str | None = None, timezone: str | None = None) -> SendRow:
+    """A new send row; if another process made the same one first, that one is returned."""
+    try:
+        with conn.begin_nested():
+            conn.execute(sends.insert().values(
+                campaign=campaign, occurrence=occurrence, state=state, segment=segment, subject=subject,
+                scheduled_at=scheduled_at, local_time=local_time, timezone=timezone, created_at=now,
+                updated_at=now))
+    except IntegrityError:
+        pass
+    found = find_send(conn, campaign, occurrence)
+    assert found is not None
+    return found
+
+
+def set_send_state(conn: Connection, send_id: int, state: str, now: datetime, **extra: Any) -> None:
+    conn.execute(sends.update().where(sends.c.id == send_id).values(state=state, updated_at=now, **extra))
+
+
+def state_of(conn: Connection, send_id: int) -> str | None:
+    return conn.execute(sa.select(sends.c.state).where(sends.c.id == send_id)).scalar()
+
+
+def mark_snapshot(conn: Connection, send_id: int, now: datetime) -> bool:
+    """Record that the send's recipients are fixed now; False if they already were."""
+    fresh = conn.execute(sends.update().where(sends.c.id == send_id, sends.c.snapshot_at.is_(None))
+                         .values(snapshot_at=now, started_at=now, updated_at=now))
+    return bool(fresh.rowcount)
+
+
+def mark_finished(conn: Connection, send_id: int, now: datetime) -> None:
+    conn.execute(sends.update().where(sends.c.id == send_id, sends.c.state.in_(["sending", "scheduled"]))
+                 .values(state="sent", finished_at=now, updated_at=now))
+
+
+def delete(conn: Connection, send_id: int) -> None:
+    conn.execute(sends.delete().where(sends.c.id == send_id))
+
+
+def send_exists(conn: Connection, send_id: int) -> bool:
+    return conn.execute(sa.select(sends.c.id).where(sends.c.id == send_id)).first() is not None

@@ -1,0 +1,107 @@
+"""Each campaign's settings.toml, validated into typed, frozen settings."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ConfigError, NotFoundError
+from pipeline.settings.tables import SETTINGS_NAME, SLUG, Table, read_toml
+from pipeline.settings.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class CallToAction:
+    text: str | None
+    button: str
+    url: str
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    slug: str
+    directory: Path
+    subject: str
+    preheader: str | None
+    articles: tuple[Path, ...]
+    template: str
+    segment: str | None = None
+    cta: CallToAction | None = None
+    disclaimer: str | None = None
+    read_more: str = "Read the full article"
+    intro: str | None = None
+    # A recurring digest: when (cron or "monthly on day 1 at 09:00"), from where, how many at most.
+    recurrence: str | None = None
+    source: str | None = None
+    timezone: str | None = None
+    max_articles: int = 10
+
+    @property
+    def path(self) -> Path:
+        return self.directory / SETTINGS_NAME
+
+
+_CAMPAIGN_KEYS = {"subject", "preheader", "articles", "template", "segment", "cta", "disclaimer",
+                  "read_more", "intro", "recurrence", "source", "timezone", "max_articles"}
+
+
+def check_slug(slug: str) -> str:
+    if not SLUG.match(slug):
+        raise ConfigError(
+            f"campaign name {slug!r} must use only lowercase letters, digits and single hyphens, "
+            "like 'back-pain-2026'"
+        )
+    return slug
+
+
+def load_campaign(workspace: Workspace, slug: str) -> CampaignSettings:
+    """Read campaigns/SLUG/settings.toml; an unknown campaign names the ones that exist."""
+    check_slug(slug)
+    directory = workspace.campaign_dir(slug)
+    path = directory / SETTINGS_NAME
+    if not path.is_file():
+        known = ", ".join(workspace.campaign_slugs()) or "none yet; create one with 'campaign new'"
+        raise NotFoundError(f"no campaign {slug!r} in {workspace.campaigns_dir} (known: {known})")
+    table = Table(read_toml(path), path, None)
+    table.check_unknown(_CAMPAIGN_KEYS)
+    articles = table.strings("articles")
+    recurrence, source = table.text("recurrence"), table.text("source")
+    if bool(recurrence) != bool(source):
+        raise ConfigError("a recurring campaign needs both 'recurrence' and 'source'",
+                          where=table.where("recurrence" if source else "source"))
+    if not articles and not source:
+        raise ConfigError("must name at least one article file", where=table.where("articles"))
+    template = table.text("template") or ("newsletter" if len(articles) == 1 and not source else "digest")
+    max_articles = table.raw("max_articles", 10)
+    if not isinstance(max_articles, int) or isinstance(max_articles, bool) or not 1 <= max_articles <= 50:
+        raise ConfigError(f"{max_articles!r} is not a number of articles from 1 to 50", where=table.where("max_articles"))
+    if not re.match(r"^[A-Za-z0-9_-]+$", template):
+        raise ConfigError(f"{template!r} is not a template name like 'newsletter'", where=table.where("template"))
+    cta = None
+    cta_data = table.table("cta")
+    if cta_data:
+        cta_t = Table(cta_data, path, "cta")
+        cta = CallToAction(
+            text=cta_t.text("text", one_line=False),
+            button=cta_t.text("button", required=True) or "",
+            url=cta_t.url("url", required=True) or "",
+        )
+        cta_t.check_unknown({"text", "button", "url"})
+    return CampaignSettings(
+        slug=slug,
+        directory=directory,
+        subject=table.text("subject", required=True) or "",
+        preheader=table.text("preheader"),
+        articles=tuple(directory / a for a in articles),
+        template=template,
+        segment=table.text("segment", one_line=False),
+        cta=cta,
+        disclaimer=table.text("disclaimer", one_line=False),
+        read_more=table.text("read_more", CampaignSettings.read_more) or CampaignSettings.read_more,
+        intro=table.text("intro", one_line=False),
+        recurrence=recurrence,
+        source=source,
+        timezone=table.text("timezone"),
+        max_articles=max_articles,
+    )

@@ -1,0 +1,171 @@
+"""What `campaign preview` shows: a campaign's latest build or why it failed, one recipient's copy,
+and that copy as the message a mail client would receive.
+
+The web server (preview_server.py) and the screenshot (browser.py) only present what this module
+builds, so a preview never differs from what `campaign render` writes.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.audience.tokens import Tokens, load_secret
+from pipeline.content.build import (
+    SAMPLE,
+    Build,
+    build_campaign,
+    personalise,
+    sample_values,
+)
+from pipeline.content.render import Renderer
+from pipeline.delivery.mime import Content, MessageFactory
+from pipeline.delivery.mime import Recipient as MessageRecipient
+from pipeline.errors import CampaignError, NotFoundError
+from pipeline.settings.campaign import load_campaign
+from pipeline.settings.tables import SETTINGS_NAME
+from pipeline.settings.workspace import Workspace
+from pipeline.web.browser import screenshot_html
+
+# A recipient to preview as: a label for the picker and the values that fill the merge tags.
+Recipient = tuple[str, Mapping[str, object]]
+# Called on every rebuild, so a list read from the subscriber store stays current.
+RecipientSource = Callable[[], Sequence[Recipient]]
+
+
+def sample_recipients(workspace: Workspace) -> list[Recipient]:
+    """The made-up subscriber, labelled so that `--as sample` finds it."""
+    return [(SAMPLE, sample_values(workspace))]
+
+
+def find_recipient(recipients: Sequence[Recipient], who: str) -> int:
+    """The index of `--as WHO`: a recipient's label or e-mail address."""
+    for index, (label, values) in enumerate(recipients):
+        if who == label or who.lower() == str(values.get("email", "")).lower():
+            return index
+    known = ", ".join(f"{label} <{values.get('email', '')}>" for label, values in recipients) or "none"
+    raise NotFoundError(f"no recipient {who!r} to preview as (known: {known})")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One build's outcome: every rebuild replaces it whole, so readers never see half of one."""
+
+    version: int
+    build: Build | None
+    error: CampaignError | None
+    recipients: tuple[Recipient, ...]
+
+    def built(self) -> Build:
+        """The build, or the error that stopped it, raised again."""
+        if self.build is None:
+            raise self.error or CampaignError("not built yet")
+        return self.build
+
+    def values(self, index: int) -> Mapping[str, object]:
+        if not 0 <= index < len(self.recipients):
+            raise NotFoundError(f"no recipient number {index} (there are {len(self.recipients)})")
+        return self.recipients[index][1]
+
+
+class Preview:
+    """One campaign, rebuilt from its files on demand; a user's mistake becomes the snapshot's error."""
+
+    def __init__(self, workspace: Workspace, slug: str, recipients: RecipientSource | None = None) -> None:
+        if slug not in workspace.campaign_slugs():
+            # Fails with the error `render` gives: no page could ever show a campaign that is not there.
+            load_campaign(workspace, slug)
+        self.workspace = workspace
+        self.slug = slug
+        self._recipients = recipients or (lambda: sample_recipients(workspace))
+        self._articles: tuple[Path, ...] = ()
+        self._lock = threading.Lock()
+        self.state = Snapshot(0, None, None, ())
+        self.rebuild()
+
+    def rebuild(self) -> Snapshot:
+        with self._lock:
+            recipients = self.state.recipients
+            try:
+                recipients = tuple(self._recipients())
+                # Known before building, so that fixing a broken article is seen as a change too.
+                self._articles = load_campaign(self.workspace, self.slug).articles
+                # A fresh Renderer: the old one would serve its cached copy of an edited template.
+                build = build_campaign(self.workspace, self.slug, Renderer(self.workspace))
+                error = None
+            except CampaignError as exc:
+                build, error = None, exc
+            self.state = Snapshot(self.state.version + 1, build, error, recipients)
+            return self.state
+
+    @property
+    def campaign_dir(self) -> Path:
+        return self.workspace.campaign_dir(self.slug)
+
+    def watch_roots(self) -> list[Path]:
+        """Folders whose changes can alter the email; an article may live outside the campaign's."""
+        candidates = [self.workspace.templates_dir, self.campaign_dir, *(a.parent for a in self._articles)]
+        roots: list[Path] = []
+        for path in sorted({p.resolve() for p in candidates if p.is_dir()}):
+            if not any(path.is_relative_to(root) for root in roots):
+                roots.append(path)
+        return roots
+
+    def is_watched(self, path: Path) -> bool:
+        """Whether a changed file feeds the build: a template, the settings or an article."""
+        path = path.resolve()
+        if path.is_relative_to(self.workspace.templates_dir.resolve()):
+            return True
+        if path == (self.campaign_dir / SETTINGS_NAME).resolve():
+            return True
+        return path in {a.resolve() for a in self._articles}
+
+    def screenshot(self, who: str, width: int) -> bytes:
+        """A PNG of WHO's copy at width CSS pixels, as tall as the email; a failed build is raised."""
+        state = self.state
+        build = state.built()
+        html, _ = personalise(build.rendered, self.workspace, state.values(find_recipient(state.recipients, who)))
+        return screenshot_html(html, width)
+
+
+def preview_message(build: Build, workspace: Workspace, values: Mapping[str, object]) -> bytes:
+    """One recipient's copy exactly as `campaign send` builds it: the same headers, UTM links
+    and encoding (a preview has no send, so its Message-ID names send 0)."""
+    secret = load_secret(workspace.root)
+    factory = MessageFactory(workspace, Content.of(build.rendered), build.settings.slug, 0, Tokens(secret), secret)
+    name = " ".join(str(values.get(k) or "") for k in ("first_name", "last_name")).strip() or None
+    links = {k: str(values[k]) for k in ("unsubscribe_url", "preferences_url") if values.get(k)}
+    recipient = MessageRecipient(0, str(values.get("email", "")), name, values)
+    return factory.build(recipient, links=links or None)[1]
+
+
+def message_headers(message: bytes) -> str:
+    """The top-level headers as a reader sees them: unfolded and decoded, one a line."""
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    return "".join(f"{name}: {str(value).strip()}\n" for name, value in parsed.items())
+
+
+_DARK = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.IGNORECASE)
+_LIGHT = re.compile(r"\(\s*prefers-color-scheme\s*:\s*light\s*\)", re.IGNORECASE)
+_SCHEME_META = re.compile(r'(<meta\s+name="color-scheme"\s+content=")[^"]*(")', re.IGNORECASE)
+_HEAD_END = re.compile(r"</head>", re.IGNORECASE)
+
+
+def force_dark(html: str) -> str:
+    """The email as a dark-mode client shows it, whatever the viewer's own setting.
+
+    Inside an iframe a browser answers prefers-color-scheme from the viewer's system, so a
+    toggle on the page cannot flip it; turning the queries into always-true and always-false
+    ones applies the email's own dark rules instead.
+    """
+    html = _DARK.sub("(min-width: 0px)", html)
+    html = _LIGHT.sub("(max-width: 0px)", html)
+    html = _SCHEME_META.sub(r"\1dark\2", html)
+    style = "<style>:root { color-scheme: dark !important; }</style>"
+    forced, count = _HEAD_END.subn(style + "</head>", html, count=1)
+    return forced if count else style + html
