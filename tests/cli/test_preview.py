@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Campaign, edit
-from tests.web import EventStream, fetch, png_size, wait_for
+from tests.pages import EventStream, fetch, png_size, wait_for
 
 STARTED = re.compile(r"Previewing back-pain at (http://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)\n")
 

@@ -10,7 +10,7 @@ import time
 from tests.cli.test_sending import people
 from tests.conftest import Campaign, edit
 from tests.smtp_server import SmtpTestServer
-from tests.test_send_safety import assert_exactly_once, states
+from tests.delivery.test_send_safety import assert_exactly_once, states
 
 NOW = "2026-11-23T12:00:00Z"
 DUE = "2026-12-01T17:00:00Z"  # 09:00 in Los Angeles, campaign.toml's zone
@@ -155,7 +155,7 @@ def test_sigterm_mid_campaign_then_resume(campaign: Campaign, smtp_server: SmtpT
 
 
 def test_a_recurring_campaign_starts_lists_and_stops(campaign: Campaign) -> None:
-    from tests.test_due import write_feed
+    from tests.timing.test_tick import write_feed
 
     folder = campaign.root / "campaigns" / "monthly"
     folder.mkdir()

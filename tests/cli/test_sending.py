@@ -209,7 +209,7 @@ def test_unreachable_server_is_a_failure_and_loses_nothing(campaign: Campaign) -
 
 
 def test_status_shows_bounces_reported_after_the_send(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
-    from tests.test_bounces import dsn
+    from tests.delivery.test_bounces import dsn
 
     people(campaign, 2)
     assert campaign("--transport", smtp_server.url, "send", "back-pain", "--yes").exit_code == 0

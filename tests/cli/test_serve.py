@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from tests.conftest import Campaign
-from tests.web import fetch, post_form
+from tests.pages import fetch, post_form
 
 SECRET = "a test secret"
 STARTED = re.compile(r"Serving unsubscribe and preferences pages at (http://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)\n")

@@ -25,7 +25,7 @@ from pipeline.settings.workspace import Workspace, load_workspace
 from pipeline.web.app import HEADERS, create_app, parse_form
 from pipeline.web.local_server import LocalServer
 from tests.conftest import edit
-from tests.web import Reply, fetch, post_form, wait_for
+from tests.pages import Reply, fetch, post_form, wait_for
 
 SECRET = "a test secret"
 ANA = "ana@example.com"

@@ -68,7 +68,7 @@ def test_article_text_is_escaped_for_mjml(workspace: Workspace, tmp_path: Path) 
 
 
 def test_digest_of_several_articles(workspace: Workspace) -> None:
-    articles = Path(__file__).parent / "fixtures" / "articles"
+    articles = Path(__file__).parents[1] / "fixtures" / "articles"
     new_campaign(workspace, "digest", [articles / "hydration.md", articles / "tea.html", articles / "sleep.txt"])
     rendered = build_campaign(workspace, "digest").rendered
     assert rendered.newsletter.template == "digest"

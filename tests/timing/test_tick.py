@@ -18,7 +18,7 @@ from pipeline.timing.recurring import sent_articles, start
 from pipeline.timing.schedule import schedule
 from pipeline.timing.tick import tick
 from tests.smtp_server import SmtpTestServer
-from tests.test_schedule import TEN_ZONES
+from tests.timing.test_schedule import TEN_ZONES
 
 SUBJECT = "Can acupuncture ease persistent back pain?"
 

@@ -31,7 +31,7 @@ from pipeline.web.preview import (
 )
 from pipeline.web.preview_server import PreviewServer
 from tests.conftest import edit
-from tests.web import EventStream, fetch, wait_for
+from tests.pages import EventStream, fetch, wait_for
 
 SLUG = "back-pain"
 FOOTER = Path("templates/partials/footer.mjml.j2")
