@@ -25,12 +25,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from pipeline.audience.importing.write import ImportOptions, import_csv
+from pipeline.audience.recipients import Recipient
 from pipeline.audience.tokens import Tokens
 from pipeline.clock import utcnow
-from pipeline.content.build import personalise, recipient_links
 from pipeline.db.engine import Store, default_url
 from pipeline.delivery.loop import SendOptions
-from pipeline.delivery.mime import Content, MessageFactory, Recipient
+from pipeline.delivery.mime import MessageFactory
+from pipeline.delivery.personalise import Personaliser
 from pipeline.delivery.sending import begin_send, connection_factory, plan, run
 from pipeline.settings.scaffold import init_workspace
 from pipeline.settings.workspace import load_workspace
@@ -58,9 +59,10 @@ def build_rate(folder: Path, count: int, baseline_count: int) -> None:
 
     root = workspace(folder / "build", 0)
     ws = load_workspace(root)
-    rendered = build_campaign(ws, "back-pain").rendered
-    tokens = Tokens("benchmark-secret")
-    factory = MessageFactory(ws, Content.of(rendered), "back-pain", 1, tokens, "benchmark-secret")
+    built = build_campaign(ws, "back-pain")
+    rendered = built.rendered
+    personaliser = Personaliser(ws, built.content, "back-pain", Tokens("benchmark-secret"))
+    factory = MessageFactory(personaliser, 1)
     people = [Recipient(n, f"reader{n}@example.com", f"{FIRST[n % len(FIRST)]} Reader",
                         {"first_name": FIRST[n % len(FIRST)], "email": f"reader{n}@example.com"}) for n in range(count)]
     start = time.perf_counter()
@@ -71,8 +73,9 @@ def build_rate(folder: Path, count: int, baseline_count: int) -> None:
 
     start = time.perf_counter()
     for person in people[:baseline_count]:
-        values = {**person.values, **recipient_links(ws, tokens.make(person.subscriber_id, "back-pain"))}
-        html, text = personalise(rendered, ws, values)
+        values = personaliser.values(person)
+        copy = personaliser.copy(person)
+        html, text = copy.html, copy.text
         message = EmailMessage()
         message["From"] = f"{ws.sender.from_name} <{ws.sender.from_address}>"
         message["To"] = f"{person.name} <{person.email}>"
@@ -135,7 +138,7 @@ def send_rate(root: Path, port: int, concurrency: int, limit: int | None = None)
     row = begin_send(store, chosen, "back-pain", utcnow())
     _, connect = connection_factory(ws, f"smtp://127.0.0.1:{port}")
     start = time.perf_counter()
-    result = run(store, ws, Content.of(chosen.build.rendered), row, connect,
+    result = run(store, ws, chosen.build.content, row, connect,
                  SendOptions(concurrency=concurrency, limit=limit))
     elapsed = time.perf_counter() - start
     return result.report.sent / elapsed, result.report.sent

@@ -13,10 +13,34 @@ class CampaignError(Exception):
     """A problem the user can fix; its message is one line naming where the problem is."""
 
     exit_code = 1
+    label = "error"  # "campaign: error: ..."
 
     def __init__(self, message: str, *, where: str | Path | None = None) -> None:
         self.where = str(where) if where is not None else None
         super().__init__(f"{self.where}: {message}" if self.where else message)
+
+    @property
+    def lines(self) -> list[str]:
+        return [str(self)]
+
+
+class SeveralErrors(CampaignError):
+    """Independent parts of one command failed (campaigns in one tick): one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+    @property
+    def lines(self) -> list[str]:
+        return list(self.problems)
+
+
+class Interrupted(CampaignError):
+    """Stopped by Ctrl-C or SIGTERM after the work in flight; exit status 130, as shells report it."""
+
+    exit_code = 130
+    label = "stopped"
 
 
 # Workspace, settings and files

@@ -1,40 +1,68 @@
-"""What a recipient's copy is filled in with: their fields and their own signed links."""
+"""Recipients: who a copy is for and what its merge tags are filled with.
+
+One type for every copy: a send's deliveries, `render --as`, `test-send` and each reader the
+preview offers. A recipient without a subscriber id is not on the list (the made-up sample,
+a test address); their links are the sample's, which sign nobody in.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from pipeline.audience.segments import sample, segment_or_everyone
-from pipeline.audience.subscribers import Subscriber, find
-from pipeline.audience.tokens import Tokens
-from pipeline.content.build import SAMPLE, recipient_links, sample_values
-from pipeline.db.engine import Store
-from pipeline.settings.campaign import load_campaign
-from pipeline.settings.workspace import Workspace
+from sqlalchemy.engine import Connection
 
+from pipeline.audience.segments import Segment, sample
+from pipeline.audience.subscribers import Subscriber, find, get
+
+SAMPLE = "sample"
 PREVIEW_RECIPIENTS = 25
 
 
-def recipient_values(workspace: Workspace, tokens: Tokens, subscriber: Subscriber,
-                     campaign: str | None = None) -> dict[str, object]:
-    return {**subscriber.merge_values(), **recipient_links(workspace, tokens.make(subscriber.id, campaign))}
+@dataclass(frozen=True)
+class Recipient:
+    subscriber_id: int | None  # None: not a subscriber (the sample, a test address)
+    email: str
+    name: str | None
+    values: Mapping[str, object]  # what merge tags see, without the links (added per copy)
+
+    @property
+    def label(self) -> str:
+        """How a picker names them: "sample", "Ana Lima <ana@example.com>" or the address."""
+        if self.subscriber_id is None:
+            return SAMPLE
+        return f"{self.name} <{self.email}>" if self.name else self.email
 
 
-def _label(subscriber: Subscriber) -> str:
-    return f"{subscriber.name} <{subscriber.email}>" if subscriber.name else subscriber.email
+def of_subscriber(subscriber: Subscriber) -> Recipient:
+    return Recipient(subscriber.id, subscriber.email, subscriber.name, subscriber.merge_values())
 
 
-def preview_recipients(workspace: Workspace, store: Store, tokens: Tokens, slug: str,
-                       also: str | None = None) -> list[tuple[str, Mapping[str, object]]]:
-    """The sample, then the first recipients of the campaign's segment (and `also`, if asked for)."""
-    settings = load_campaign(workspace, slug)
-    chosen: list[Subscriber] = []
-    with store.reading() as conn:
-        segment = segment_or_everyone(conn, settings.segment, workspace.segments)
-        chosen = sample(conn, segment, PREVIEW_RECIPIENTS)
-        if also and also != SAMPLE and all(s.email.lower() != also.lower() for s in chosen):
-            extra = find(conn, also)
-            if extra is not None:
-                chosen.insert(0, extra)
-    return [(SAMPLE, sample_values(workspace))] + [
-        (_label(s), recipient_values(workspace, tokens, s, slug)) for s in chosen]
+def sample_recipient(email: str | None = None) -> Recipient:
+    """Made-up subscriber data for previews; with `email`, a test address filled in with it."""
+    address = email or "alex.rivera@example.com"
+    values = {"first_name": "Alex", "last_name": "Rivera", "email": address}
+    return Recipient(None, address, None if email else "Alex Rivera", values)
+
+
+def lookup(conn: Connection, who: str) -> Recipient | None:
+    """"sample", or the subscriber with that address; None when nobody has it."""
+    if who == SAMPLE:
+        return sample_recipient()
+    found = find(conn, who)
+    return of_subscriber(found) if found else None
+
+
+def require(conn: Connection, who: str) -> Recipient:
+    """Like lookup, but an unknown address is a NotFoundError naming it (`render --as`)."""
+    return sample_recipient() if who == SAMPLE else of_subscriber(get(conn, who))
+
+
+def preview_recipients(conn: Connection, segment: Segment, also: str | None = None) -> list[Recipient]:
+    """The sample, then the first readers of the segment (and `also`, if it names a subscriber)."""
+    chosen = [of_subscriber(s) for s in sample(conn, segment, PREVIEW_RECIPIENTS)]
+    if also and also != SAMPLE and all(r.email.lower() != also.lower() for r in chosen):
+        extra = lookup(conn, also)
+        if extra is not None:
+            chosen.insert(0, extra)
+    return [sample_recipient(), *chosen]

@@ -57,10 +57,16 @@ class Tokens:
     short plain payload (no JSON or compression: tokens are made once per message sent)."""
 
     def __init__(self, secret: str) -> None:
+        self.secret = secret  # also keys Message-IDs (delivery.message_ids)
         # The key is derived once here rather than at every signature (one per message sent);
         # tokens stay exactly those of TimestampSigner(secret, salt=_SALT).
         key = TimestampSigner(secret, salt=_SALT).derive_key()
         self._signer = TimestampSigner(key, salt=_SALT, key_derivation="none")
+
+    @classmethod
+    def of_workspace(cls, workspace_root: Path) -> Tokens:
+        """The workspace's signer: its secret from CAMPAIGN_SECRET or .campaign-secret."""
+        return cls(load_secret(workspace_root))
 
     def make(self, subscriber_id: int, campaign: str | None = None) -> str:
         return self._signer.sign(f"{subscriber_id}.{campaign or ''}").decode("ascii")

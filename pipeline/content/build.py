@@ -1,20 +1,42 @@
-"""A campaign from its folder to its rendered, linted email, and the files `campaign render` writes."""
+"""The one build: a campaign's articles composed, rendered (MJML compiled once) and linted.
+
+`render`, `lint`, `preview`, `send`, `test-send`, scheduled sends and each occurrence of a
+recurring digest all build through `build`, so what a marketer checks is what goes out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.content.compose import compose
-from pipeline.content.lint import Finding, lint
-from pipeline.content.merge import prepare
+from pipeline.content.lint import Finding, errors, lint
+from pipeline.content.models import Article
 from pipeline.content.render import Rendered, Renderer
+from pipeline.errors import LintFailed
 from pipeline.files import write_atomic
 from pipeline.settings.campaign import CampaignSettings, load_campaign
 from pipeline.settings.workspace import Workspace
 
-SAMPLE = "sample"
+
+@dataclass(frozen=True)
+class Content:
+    """What a send says, with merge tags left for each recipient: fixed when the send starts."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+    @property
+    def digest(self) -> str:
+        """A SHA-256 of every part, so two builds can be told apart without comparing them."""
+        hashed = hashlib.sha256()
+        for part in (self.subject, self.preheader, self.html, self.text):
+            data = part.encode("utf-8")
+            hashed.update(len(data).to_bytes(8, "big") + data)
+        return hashed.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -23,47 +45,42 @@ class Build:
     rendered: Rendered
     findings: list[Finding]
 
+    @property
+    def content(self) -> Content:
+        newsletter = self.rendered.newsletter
+        return Content(newsletter.subject, newsletter.preheader, self.rendered.html, self.rendered.text)
 
-def build_campaign(workspace: Workspace, slug: str, renderer: Renderer | None = None) -> Build:
-    """Read, compose, render (MJML compiled once) and lint one campaign, all in memory."""
-    settings = load_campaign(workspace, slug)
-    rendered = (renderer or Renderer(workspace)).render(compose(workspace, settings))
+    def require_clean(self) -> Build:
+        """This build, or LintFailed when lint found errors: nothing with errors is ever sent."""
+        problems = errors(self.findings)
+        if problems:
+            slug = self.settings.slug
+            raise LintFailed(f"campaign {slug!r} has {len(problems)} lint error(s), the first: {problems[0]}; "
+                             f"see 'campaign lint {slug}'")
+        return self
+
+
+def build(workspace: Workspace, settings: CampaignSettings, *, articles: list[Article] | None = None,
+          subject: str | None = None, renderer: Renderer | None = None) -> Build:
+    """Compose, render and lint, all in memory: the campaign's own articles, or those given
+    (a digest's occurrence) under the subject given."""
+    newsletter = compose(workspace, settings, articles, subject)
+    rendered = (renderer or Renderer(workspace)).render(newsletter)
     return Build(settings, rendered, lint(rendered, workspace))
 
 
-def recipient_links(workspace: Workspace, token: str) -> dict[str, str]:
-    return {
-        "unsubscribe_url": f"{workspace.unsubscribe_url}/unsubscribe/{token}",
-        "preferences_url": f"{workspace.unsubscribe_url}/preferences/{token}",
-    }
-
-
-def sample_values(workspace: Workspace) -> dict[str, str]:
-    """Made-up recipient data for previews: what a real subscriber row would fill in."""
-    return {
-        "first_name": "Alex",
-        "last_name": "Rivera",
-        "email": "alex.rivera@example.com",
-        **recipient_links(workspace, SAMPLE),
-    }
-
-
-def personalise(rendered: Rendered, workspace: Workspace, values: Mapping[str, object]) -> tuple[str, str]:
-    """One recipient's HTML and text from the compiled email."""
-    defaults = {"first_name": workspace.defaults.first_name_fallback}
-    html = prepare(rendered.html).fill(values, html=True, defaults=defaults)
-    text = prepare(rendered.text).fill(values, html=False, defaults=defaults)
-    return html, text
+def build_campaign(workspace: Workspace, slug: str, renderer: Renderer | None = None) -> Build:
+    return build(workspace, load_campaign(workspace, slug), renderer=renderer)
 
 
 def output_dir(out: Path, slug: str) -> Path:
     return out / slug
 
 
-def write_outputs(build: Build, out: Path) -> list[Path]:
+def write_outputs(built: Build, out: Path) -> list[Path]:
     """out/SLUG/email.mjml, email.html, email.txt; each file replaced whole or not at all."""
-    target = output_dir(out, build.settings.slug)
-    files = {"email.mjml": build.rendered.mjml, "email.html": build.rendered.html, "email.txt": build.rendered.text}
+    target = output_dir(out, built.settings.slug)
+    files = {"email.mjml": built.rendered.mjml, "email.html": built.rendered.html, "email.txt": built.rendered.text}
     paths = []
     for name, content in files.items():
         write_atomic(target / name, content)
@@ -71,9 +88,9 @@ def write_outputs(build: Build, out: Path) -> list[Path]:
     return paths
 
 
-def write_personal_copy(build: Build, workspace: Workspace, out: Path, values: Mapping[str, object]) -> list[Path]:
-    html, text = personalise(build.rendered, workspace, values)
-    target = output_dir(out, build.settings.slug)
+def write_personal_copy(built: Build, out: Path, html: str, text: str) -> list[Path]:
+    """out/SLUG/personal.html and personal.txt: one recipient's copy, as it would be sent."""
+    target = output_dir(out, built.settings.slug)
     paths = [target / "personal.html", target / "personal.txt"]
     write_atomic(paths[0], html)
     write_atomic(paths[1], text)

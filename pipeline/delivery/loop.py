@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from pipeline.audience.recipients import Recipient
 from pipeline.audience.subscribers import by_id, set_status
 from pipeline.clock import utcnow
 from pipeline.db.engine import Store
@@ -35,7 +36,7 @@ from pipeline.delivery.ledger import (
     sent_statement,
     worker_name,
 )
-from pipeline.delivery.mime import MessageFactory, Recipient
+from pipeline.delivery.mime import MessageFactory
 from pipeline.delivery.sends import state_of
 from pipeline.delivery.transports import (
     Connection,

@@ -15,18 +15,14 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 
-from pipeline.audience.tokens import Tokens
-from pipeline.content.build import recipient_links
-from pipeline.content.merge import Prepared, Slot, prepare
-from pipeline.content.render import Rendered
-from pipeline.content.utm import tag_html, tag_text, utm_params
+from pipeline.audience.recipients import Recipient
+from pipeline.content.merge import Prepared, Slot
 from pipeline.delivery.message_ids import make_message_id
+from pipeline.delivery.personalise import Personaliser
 from pipeline.errors import MessageError
-from pipeline.settings.workspace import Workspace
 
 CRLF = "\r\n"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -139,14 +135,6 @@ def _line(data: bytes) -> bytes:
     return binascii.b2a_base64(data, newline=False) + b"\r\n"
 
 
-@dataclass(frozen=True)
-class Recipient:
-    subscriber_id: int
-    email: str
-    name: str | None
-    values: Mapping[str, object]  # merge-tag values, without links (added per message)
-
-
 class Dkim:
     def __init__(self, selector: str, domain: str, key_path: Path) -> None:
         import dkim  # here, not at the top: dkimpy costs 30 ms at start-up and only signing needs it
@@ -166,35 +154,19 @@ class Dkim:
                           canonicalize=(b"relaxed", b"relaxed"), linesep=b"\r\n")
 
 
-@dataclass(frozen=True)
-class Content:
-    """What a send says: compiled once, with merge tags left for each recipient."""
-
-    subject: str
-    html: str
-    text: str
-
-    @classmethod
-    def of(cls, rendered: Rendered) -> Content:
-        return cls(rendered.newsletter.subject, rendered.html, rendered.text)
-
-
 class MessageFactory:
     """Everything about a campaign's messages that is the same for every recipient, prepared once."""
 
-    def __init__(self, workspace: Workspace, content: Content, slug: str, send_id: int, tokens: Tokens,
-                 secret: str, subject_prefix: str = "") -> None:
+    def __init__(self, personaliser: Personaliser, send_id: int) -> None:
+        workspace = personaliser.workspace
         sending = workspace.sending
-        params = utm_params(workspace.defaults.utm_source, slug)
-        self.workspace = workspace
-        self.slug = slug
+        self.personaliser = personaliser
+        self.slug = personaliser.slug
         self.send_id = send_id
-        self.tokens = tokens
-        self.secret = secret
-        self.defaults = {"first_name": workspace.defaults.first_name_fallback}
-        self.html = Base64Part(prepare(tag_html(content.html, params, sending.utm_domains)), True, self.defaults)
-        self.text = Base64Part(prepare(tag_text(content.text, params, sending.utm_domains)), False, self.defaults)
-        self.subject = prepare(subject_prefix + content.subject)
+        self.secret = personaliser.tokens.secret
+        defaults = personaliser.defaults
+        self.html = Base64Part(personaliser.html, True, defaults)
+        self.text = Base64Part(personaliser.text, False, defaults)
         self.domain = workspace.sender.from_address.rsplit("@", 1)[1]
         self.boundary = f"=_part_{secrets.token_hex(12)}"
         self.envelope_from = sending.return_path
@@ -224,20 +196,17 @@ class MessageFactory:
             self._date = (now, formatdate(now, localtime=False, usegmt=True))
         return self._date[1]
 
-    def message_id(self, subscriber_id: int) -> str:
-        return make_message_id(self.slug, self.send_id, subscriber_id, self.domain, self.secret)
+    def message_id(self, subscriber_id: int | None) -> str:
+        return make_message_id(self.slug, self.send_id, subscriber_id or 0, self.domain, self.secret)
 
-    def build(self, recipient: Recipient, message_id: str | None = None,
-              links: Mapping[str, str] | None = None) -> tuple[str, bytes]:
-        """The Message-ID and the complete message for one recipient (`links` already made: a preview's)."""
-        if links is None:
-            links = recipient_links(self.workspace, self.tokens.make(recipient.subscriber_id, self.slug))
-        values = {**recipient.values, **links}
-        subject = self.subject.fill(values, html=False, defaults=self.defaults)
+    def build(self, recipient: Recipient, message_id: str | None = None) -> tuple[str, bytes]:
+        """The Message-ID and the complete message for one recipient."""
+        values = self.personaliser.values(recipient)
+        subject = self.personaliser.subject.fill(values, html=False, defaults=self.personaliser.defaults)
         message_id = message_id or self.message_id(recipient.subscriber_id)
-        unsubscribe = f"<{links['unsubscribe_url']}>"
+        unsubscribe = f"<{values['unsubscribe_url']}>"
         if self.mailto:
-            token = links["unsubscribe_url"].rsplit("/", 1)[-1]
+            token = str(values["unsubscribe_url"]).rsplit("/", 1)[-1]
             unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe%20{token}>"
         headers = CRLF.join([
             f"Date: {self.date()}",

@@ -12,12 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pipeline.audience.recipients import lookup, sample_recipient
 from pipeline.audience.segments import Segment, count, segment_or_everyone
-from pipeline.audience.subscribers import find
-from pipeline.audience.tokens import Tokens, load_secret
+from pipeline.audience.tokens import Tokens
 from pipeline.clock import utcnow
-from pipeline.content.build import Build, build_campaign, sample_values
-from pipeline.content.lint import errors
+from pipeline.content.build import Build, Content, build_campaign
 from pipeline.db.engine import Store
 from pipeline.delivery.bounces.intake import bounce_counts
 from pipeline.delivery.ledger import (
@@ -30,7 +29,8 @@ from pipeline.delivery.ledger import (
     snapshot,
 )
 from pipeline.delivery.loop import Sender, SendOptions, SendReport
-from pipeline.delivery.mime import Content, MessageFactory, Recipient
+from pipeline.delivery.mime import MessageFactory
+from pipeline.delivery.personalise import Personaliser
 from pipeline.delivery.sends import (
     SendRow,
     all_sends,
@@ -56,19 +56,9 @@ class Plan:
     recipients: int  # deliveries still to go if the send has begun, else the segment's size
 
 
-def checked_build(workspace: Workspace, slug: str) -> Build:
-    """The campaign rendered, refusing one whose lint report has errors."""
-    build = build_campaign(workspace, slug)
-    problems = errors(build.findings)
-    if problems:
-        raise SendError(f"campaign {slug!r} has {len(problems)} lint error(s), the first: {problems[0]}; "
-                        f"see 'campaign lint {slug}'")
-    return build
-
-
 def plan(store: Store, workspace: Workspace, slug: str, segment: str | None = None,
          occurrence: str = "", now: datetime | None = None) -> Plan:
-    build = checked_build(workspace, slug)
+    build = build_campaign(workspace, slug).require_clean()
     chosen = segment or build.settings.segment
     with store.reading() as conn:
         target = segment_or_everyone(conn, chosen, workspace.segments, now=now)
@@ -142,8 +132,8 @@ def run(store: Store, workspace: Workspace, content: Content, send: SendRow, con
             requeue(conn, send.id, "unknown", now)
         if retry_failed:
             requeue(conn, send.id, "failed", now)
-    secret = load_secret(workspace.root)
-    factory = MessageFactory(workspace, content, send.campaign, send.id, Tokens(secret), secret)
+    tokens = Tokens.of_workspace(workspace.root)
+    factory = MessageFactory(Personaliser(workspace, content, send.campaign, tokens), send.id)
     report = Sender(store, factory, connect, send.id, options, stop, progress, clock).run()
     with store.transaction() as conn:
         done = finish_if_done(conn, send.id, clock())
@@ -159,20 +149,15 @@ def test_send(store: Store, workspace: Workspace, slug: str, addresses: Sequence
     Deliveries are not touched; each copy has a fresh Message-ID, so inboxes never fold a second
     test into the first.
     """
-    build = checked_build(workspace, slug)
-    secret = load_secret(workspace.root)
-    factory = MessageFactory(workspace, Content.of(build.rendered), slug, 0, Tokens(secret), secret, subject_prefix=TEST_PREFIX)
+    content = build_campaign(workspace, slug).require_clean().content
+    personaliser = Personaliser(workspace, content, slug, Tokens.of_workspace(workspace.root), TEST_PREFIX)
+    factory = MessageFactory(personaliser, 0)
     results = []
     connection = connect()
     try:
         for address in addresses:
             with store.reading() as conn:
-                subscriber = find(conn, address)
-            if subscriber is not None:
-                recipient = Recipient(subscriber.id, subscriber.email, subscriber.name, subscriber.merge_values())
-            else:
-                values = {**sample_values(workspace), "email": address}
-                recipient = Recipient(0, address, None, values)
+                recipient = lookup(conn, address) or sample_recipient(address)
             message_id = f"<test.{secrets.token_hex(8)}@{factory.domain}>"
             _, message = factory.build(recipient, message_id=message_id)
             reply = connection.send(factory.envelope_from, recipient.email, message)
@@ -194,9 +179,9 @@ def status(store: Store, slug: str | None = None) -> list[dict[str, object]]:
                 "occurrence": send.occurrence or None,
                 "state": send.state,
                 "subject": send.subject,
-                "scheduled_at": send.scheduled_at.isoformat() if send.scheduled_at else None,
-                "started_at": send.started_at.isoformat() if send.started_at else None,
-                "finished_at": send.finished_at.isoformat() if send.finished_at else None,
+                "scheduled_at": send.scheduled_at,
+                "started_at": send.started_at,
+                "finished_at": send.finished_at,
                 "counts": counts(conn, send.id),
                 "bounces": reported.get(send.id, {"hard": 0, "soft": 0, "complaint": 0}),
                 "failures": [{"email": e, "state": s, "reply": r} for e, s, r in failures(conn, send.id)],

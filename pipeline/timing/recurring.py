@@ -15,13 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.audience.segments import segment_or_everyone
-from pipeline.content.compose import compose
-from pipeline.content.lint import errors, lint
-from pipeline.content.render import Renderer
+from pipeline.content.build import Content, build
 from pipeline.db.engine import Store
 from pipeline.db.schema import digest_articles, recurrences, send_content
 from pipeline.delivery.ledger import snapshot
-from pipeline.delivery.mime import Content
 from pipeline.delivery.sends import SendRow, create_send
 from pipeline.errors import RecurringError
 from pipeline.settings.campaign import CampaignSettings, load_campaign
@@ -121,11 +118,11 @@ def run_due(store: Store, workspace: Workspace, settings: CampaignSettings, now:
         if not chosen:
             return Occurrence(settings.slug, due, None, 0)
         subject = occurrence_subject(settings.subject, due, current.recurrence)
-        content = _render(workspace, settings, chosen, subject)
+        content = build(workspace, settings, articles=[i.article for i in chosen], subject=subject).require_clean().content
         target = segment_or_everyone(conn, settings.segment, workspace.segments, now=now)
         send = create_send(conn, settings.slug, segment=target.expression, subject=subject, state="sending",
                            now=now, occurrence=due.isoformat(), scheduled_at=due)
-        conn.execute(send_content.insert().values(send_id=send.id, subject=content.subject, preheader="",
+        conn.execute(send_content.insert().values(send_id=send.id, subject=content.subject, preheader=content.preheader,
                                                   html=content.html, text=content.text))
         snapshot(conn, send, target, now)
         conn.execute(digest_articles.insert(), [
@@ -134,19 +131,9 @@ def run_due(store: Store, workspace: Workspace, settings: CampaignSettings, now:
         return Occurrence(settings.slug, due, send, len(chosen))
 
 
-def _render(workspace: Workspace, settings: CampaignSettings, chosen: list[SourceItem], subject: str) -> Content:
-    newsletter = compose(workspace, settings, [i.article for i in chosen], subject=subject)
-    rendered = Renderer(workspace).render(newsletter)
-    problems = errors(lint(rendered, workspace))
-    if problems:
-        raise RecurringError(f"this occurrence's digest has {len(problems)} lint error(s), the first: {problems[0]}",
-                             where=settings.path)
-    return Content.of(rendered)
-
-
 def stored_content(conn: Connection, send_id: int) -> Content | None:
     row = conn.execute(sa.select(send_content).where(send_content.c.send_id == send_id)).first()
-    return Content(row.subject, row.html, row.text) if row else None
+    return Content(row.subject, row.preheader, row.html, row.text) if row else None
 
 
 def sent_articles(conn: Connection, slug: str) -> list[str]:

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipeline.audience.segments import segment_or_everyone
+from pipeline.clock import human
+from pipeline.content.build import Content, build_campaign
 from pipeline.db.engine import Store
 from pipeline.delivery.ledger import snapshot
 from pipeline.delivery.loop import RateLimit, SendOptions
-from pipeline.delivery.mime import Content
-from pipeline.delivery.sending import checked_build, run
+from pipeline.delivery.sending import run
 from pipeline.delivery.sends import SendRow, all_sends, find_send, set_send_state
 from pipeline.delivery.transports import ConnectionFactory
-from pipeline.errors import CampaignError
+from pipeline.errors import CampaignError, SeveralErrors
 from pipeline.settings.campaign import load_campaign
 from pipeline.settings.workspace import Workspace
 from pipeline.timing.recurring import run_due, stored_content
@@ -73,18 +74,24 @@ class TickReport:
     def busy(self) -> list[Outcome]:
         return [o for o in self.outcomes.values() if o.busy]
 
+    def raise_failures(self) -> None:
+        """SeveralErrors naming each campaign that failed, if any did."""
+        problems = [f"{o.label}: {o.error}" for o in self.outcomes.values() if o.error]
+        if problems:
+            raise SeveralErrors(problems)
+
 
 def _start_scheduled(store: Store, workspace: Workspace, send: SendRow, now: datetime) -> tuple[int, Content]:
     """A scheduled send whose time has come: fix its recipients (and their local times).
     Returns how many, and the content built on the way, which this tick then sends."""
-    build = checked_build(workspace, send.campaign)
-    content = Content.of(build.rendered)
+    built = build_campaign(workspace, send.campaign).require_clean()
+    content = built.content
     with store.transaction() as conn:
         current = find_send(conn, send.campaign, send.occurrence)
         if current is None or current.state != "scheduled" or current.snapshot_at is not None:
             return 0, content  # another process started it, or it was paused meanwhile
         target = segment_or_everyone(conn, send.segment, workspace.segments, now=now)
-        set_send_state(conn, current.id, "sending", now, subject=build.rendered.newsletter.subject)
+        set_send_state(conn, current.id, "sending", now, subject=content.subject)
         count = snapshot(conn, current, target, current.scheduled_at or now)
         if current.local_time:
             fallback = default_zone(workspace, current.timezone)
@@ -96,7 +103,7 @@ def _content(store: Store, workspace: Workspace, send: SendRow, built: dict[int,
     """A recurring occurrence's stored content, else the campaign as this tick built it, or builds it now."""
     with store.reading() as conn:
         stored = stored_content(conn, send.id)
-    return stored or built.get(send.id) or Content.of(checked_build(workspace, send.campaign).rendered)
+    return stored or built.get(send.id) or build_campaign(workspace, send.campaign).require_clean().content
 
 
 def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: Callable[[], datetime], *,
@@ -117,7 +124,7 @@ def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: 
             report.of(slug).error = str(exc)
             continue
         if made is not None and made.send is None:
-            report.of(slug).notes.append(f"occurrence of {made.moment:%Y-%m-%d %H:%M} UTC skipped: nothing new")
+            report.of(slug).notes.append(f"occurrence of {human(made.moment)} skipped: nothing new")
         elif made is not None:
             report.of(slug, made.moment.isoformat()).notes.append(f"occurrence with {made.articles} article(s)")
 

@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from pipeline.audience import preferences
 from pipeline.audience.subscribers import Subscriber, by_id
-from pipeline.audience.tokens import LinkData, Tokens, load_secret
+from pipeline.audience.tokens import LinkData, Tokens
 from pipeline.db.engine import Store, default_url
 from pipeline.errors import InvalidToken
 from pipeline.settings.workspace import Workspace, load_workspace
@@ -171,7 +171,7 @@ def create_app(workspace: Workspace | None = None, store: Store | None = None,
     workspace = workspace or load_workspace(Path(os.environ.get("CAMPAIGN_WORKSPACE") or "."))
     owned = store is None
     store = store or Store(os.environ.get("CAMPAIGN_DB") or default_url(workspace.root))
-    site = Site(workspace, store, tokens or Tokens(load_secret(workspace.root)))
+    site = Site(workspace, store, tokens or Tokens.of_workspace(workspace.root))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

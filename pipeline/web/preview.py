@@ -11,45 +11,43 @@ import email
 import email.policy
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.audience.tokens import Tokens, load_secret
-from pipeline.content.build import (
-    SAMPLE,
-    Build,
-    build_campaign,
-    personalise,
-    sample_values,
-)
+from pipeline.audience.recipients import Recipient, preview_recipients, sample_recipient
+from pipeline.audience.segments import segment_or_everyone
+from pipeline.audience.tokens import Tokens
+from pipeline.content.build import Build, build_campaign
 from pipeline.content.render import Renderer
-from pipeline.delivery.mime import Content, MessageFactory
-from pipeline.delivery.mime import Recipient as MessageRecipient
+from pipeline.db.engine import Store
+from pipeline.delivery.mime import MessageFactory
+from pipeline.delivery.personalise import Copy, Personaliser
 from pipeline.errors import CampaignError, NotFoundError
 from pipeline.settings.campaign import load_campaign
 from pipeline.settings.tables import SETTINGS_NAME
 from pipeline.settings.workspace import Workspace
 from pipeline.web.browser import screenshot_html
 
-# A recipient to preview as: a label for the picker and the values that fill the merge tags.
-Recipient = tuple[str, Mapping[str, object]]
 # Called on every rebuild, so a list read from the subscriber store stays current.
 RecipientSource = Callable[[], Sequence[Recipient]]
 
 
-def sample_recipients(workspace: Workspace) -> list[Recipient]:
-    """The made-up subscriber, labelled so that `--as sample` finds it."""
-    return [(SAMPLE, sample_values(workspace))]
-
-
 def find_recipient(recipients: Sequence[Recipient], who: str) -> int:
     """The index of `--as WHO`: a recipient's label or e-mail address."""
-    for index, (label, values) in enumerate(recipients):
-        if who == label or who.lower() == str(values.get("email", "")).lower():
+    for index, recipient in enumerate(recipients):
+        if who == recipient.label or who.lower() == recipient.email.lower():
             return index
-    known = ", ".join(f"{label} <{values.get('email', '')}>" for label, values in recipients) or "none"
+    known = ", ".join(f"{r.label} <{r.email}>" for r in recipients) or "none"
     raise NotFoundError(f"no recipient {who!r} to preview as (known: {known})")
+
+
+def campaign_recipients(store: Store, workspace: Workspace, slug: str, also: str | None = None) -> list[Recipient]:
+    """Whom the picker offers: the sample, then the first readers of the campaign's segment."""
+    settings = load_campaign(workspace, slug)
+    with store.reading() as conn:
+        segment = segment_or_everyone(conn, settings.segment, workspace.segments)
+        return preview_recipients(conn, segment, also)
 
 
 @dataclass(frozen=True)
@@ -60,17 +58,27 @@ class Snapshot:
     build: Build | None
     error: CampaignError | None
     recipients: tuple[Recipient, ...]
+    factory: MessageFactory | None = None  # the build's messages, made as `campaign send` makes them
 
-    def built(self) -> Build:
-        """The build, or the error that stopped it, raised again."""
-        if self.build is None:
+    def built(self) -> tuple[Build, MessageFactory]:
+        """The build and its messages, or the error that stopped it, raised again."""
+        if self.build is None or self.factory is None:
             raise self.error or CampaignError("not built yet")
-        return self.build
+        return self.build, self.factory
 
-    def values(self, index: int) -> Mapping[str, object]:
+    def recipient(self, index: int) -> Recipient:
         if not 0 <= index < len(self.recipients):
             raise NotFoundError(f"no recipient number {index} (there are {len(self.recipients)})")
-        return self.recipients[index][1]
+        return self.recipients[index]
+
+    def copy(self, index: int) -> Copy:
+        """Recipient number index's subject, HTML and text, exactly as their message carries them."""
+        return self.built()[1].personaliser.copy(self.recipient(index))
+
+    def message(self, index: int) -> bytes:
+        """Their whole message as `campaign send` builds it (a preview has no send: its
+        Message-ID names send 0)."""
+        return self.built()[1].build(self.recipient(index))[1]
 
 
 class Preview:
@@ -82,7 +90,8 @@ class Preview:
             load_campaign(workspace, slug)
         self.workspace = workspace
         self.slug = slug
-        self._recipients = recipients or (lambda: sample_recipients(workspace))
+        self._recipients = recipients or (lambda: [sample_recipient()])
+        self.tokens = Tokens.of_workspace(workspace.root)
         self._articles: tuple[Path, ...] = ()
         self._lock = threading.Lock()
         self.state = Snapshot(0, None, None, ())
@@ -97,10 +106,11 @@ class Preview:
                 self._articles = load_campaign(self.workspace, self.slug).articles
                 # A fresh Renderer: the old one would serve its cached copy of an edited template.
                 build = build_campaign(self.workspace, self.slug, Renderer(self.workspace))
-                error = None
+                personaliser = Personaliser(self.workspace, build.content, self.slug, self.tokens)
+                factory, error = MessageFactory(personaliser, 0), None
             except CampaignError as exc:
-                build, error = None, exc
-            self.state = Snapshot(self.state.version + 1, build, error, recipients)
+                build, factory, error = None, None, exc
+            self.state = Snapshot(self.state.version + 1, build, error, recipients, factory)
             return self.state
 
     @property
@@ -128,20 +138,7 @@ class Preview:
     def screenshot(self, who: str, width: int) -> bytes:
         """A PNG of WHO's copy at width CSS pixels, as tall as the email; a failed build is raised."""
         state = self.state
-        build = state.built()
-        html, _ = personalise(build.rendered, self.workspace, state.values(find_recipient(state.recipients, who)))
-        return screenshot_html(html, width)
-
-
-def preview_message(build: Build, workspace: Workspace, values: Mapping[str, object]) -> bytes:
-    """One recipient's copy exactly as `campaign send` builds it: the same headers, UTM links
-    and encoding (a preview has no send, so its Message-ID names send 0)."""
-    secret = load_secret(workspace.root)
-    factory = MessageFactory(workspace, Content.of(build.rendered), build.settings.slug, 0, Tokens(secret), secret)
-    name = " ".join(str(values.get(k) or "") for k in ("first_name", "last_name")).strip() or None
-    links = {k: str(values[k]) for k in ("unsubscribe_url", "preferences_url") if values.get(k)}
-    recipient = MessageRecipient(0, str(values.get("email", "")), name, values)
-    return factory.build(recipient, links=links or None)[1]
+        return screenshot_html(state.copy(find_recipient(state.recipients, who)).html, width)
 
 
 def message_headers(message: bytes) -> str:

@@ -31,16 +31,9 @@ from starlette.responses import (
 from starlette.routing import Route
 from watchfiles import DefaultFilter, awatch
 
-from pipeline.content.build import Build, personalise
 from pipeline.errors import NotFoundError
 from pipeline.web.local_server import LocalServer
-from pipeline.web.preview import (
-    Preview,
-    Snapshot,
-    force_dark,
-    message_headers,
-    preview_message,
-)
+from pipeline.web.preview import Preview, Snapshot, force_dark, message_headers
 
 NO_STORE = {"Cache-Control": "no-store"}  # every answer reflects the files as they are now
 # How long watchfiles waits for quiet before yielding a batch, and the longest it groups for.
@@ -103,8 +96,7 @@ def status(state: Snapshot, recipient: int) -> dict[str, Any]:
         "version": state.version,
         "subject": state.build.settings.subject if state.build else None,
         "error": str(state.error) if state.error else None,
-        "recipients": [{"label": label, "email": str(values.get("email", ""))}
-                       for label, values in state.recipients],
+        "recipients": [{"label": r.label, "email": r.email} for r in state.recipients],
         "recipient": recipient,
         "lint": {"errors": errors, "warnings": len(findings) - errors},
     }
@@ -118,7 +110,7 @@ def _error_page(message: str) -> str:
             "<p>Fix the file and save it: the preview comes back by itself.</p></body></html>")
 
 
-Part = Callable[[Build, dict[str, object]], Response]
+Part = Callable[[Snapshot, int], Response]
 
 
 def create_app(preview: Preview, hub: Hub, recipient: int = 0) -> Starlette:
@@ -132,7 +124,7 @@ def create_app(preview: Preview, hub: Hub, recipient: int = 0) -> Starlette:
             state = preview.state
             try:
                 index = int(request.query_params.get("r", recipient))
-                values = dict(state.values(index))
+                state.recipient(index)
             except ValueError:
                 return PlainTextResponse("r must be a recipient number", 400, headers=NO_STORE)
             except NotFoundError as exc:
@@ -142,29 +134,29 @@ def create_app(preview: Preview, hub: Hub, recipient: int = 0) -> Starlette:
                 if request.url.path.endswith(".html"):
                     return HTMLResponse(_error_page(message), 503, headers=NO_STORE)
                 return PlainTextResponse(message, 503, headers=NO_STORE)
-            response = render(state.build, values)
+            response = render(state, index)
             response.headers.update(NO_STORE)
             return response
 
         return endpoint
 
-    def email_html(build: Build, values: dict[str, object]) -> Response:
-        return HTMLResponse(personalise(build.rendered, preview.workspace, values)[0])
+    def email_html(state: Snapshot, index: int) -> Response:
+        return HTMLResponse(state.copy(index).html)
 
-    def email_dark_html(build: Build, values: dict[str, object]) -> Response:
-        return HTMLResponse(force_dark(personalise(build.rendered, preview.workspace, values)[0]))
+    def email_dark_html(state: Snapshot, index: int) -> Response:
+        return HTMLResponse(force_dark(state.copy(index).html))
 
-    def email_text(build: Build, values: dict[str, object]) -> Response:
-        return PlainTextResponse(personalise(build.rendered, preview.workspace, values)[1])
+    def email_text(state: Snapshot, index: int) -> Response:
+        return PlainTextResponse(state.copy(index).text)
 
-    def headers(build: Build, values: dict[str, object]) -> Response:
-        return PlainTextResponse(message_headers(preview_message(build, preview.workspace, values)))
+    def headers(state: Snapshot, index: int) -> Response:
+        return PlainTextResponse(message_headers(state.message(index)))
 
-    def message(build: Build, values: dict[str, object]) -> Response:
-        return Response(preview_message(build, preview.workspace, values), media_type="message/rfc822")
+    def message(state: Snapshot, index: int) -> Response:
+        return Response(state.message(index), media_type="message/rfc822")
 
-    def lint(build: Build, values: dict[str, object]) -> Response:
-        return JSONResponse({"findings": [asdict(finding) for finding in build.findings]})
+    def lint(state: Snapshot, index: int) -> Response:
+        return JSONResponse({"findings": [asdict(finding) for finding in state.built()[0].findings]})
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers=NO_STORE)

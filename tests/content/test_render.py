@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.content.build import build_campaign, personalise, sample_values
+from pipeline.audience.recipients import Recipient, sample_recipient
+from pipeline.audience.tokens import Tokens
+from pipeline.content.build import build_campaign
+from pipeline.delivery.personalise import Personaliser
 from pipeline.errors import NotFoundError, TemplateError
 from pipeline.settings.scaffold import new_campaign
 from pipeline.settings.workspace import Workspace, load_workspace
@@ -42,17 +45,20 @@ def test_html_has_lang_preheader_dark_mode_mobile_rules_and_no_remote_fonts(work
 
 
 def test_per_recipient_fields_stay_as_merge_tags_until_personalised(workspace: Workspace) -> None:
-    rendered = build_campaign(workspace, "back-pain").rendered
+    built = build_campaign(workspace, "back-pain")
+    rendered = built.rendered
     assert "Hi *|first_name:there|*," in rendered.html
     assert 'href="*|unsubscribe_url|*"' in rendered.html
     assert "Unsubscribe: *|unsubscribe_url|*" in rendered.text
-    html, text = personalise(rendered, workspace, {**sample_values(workspace), "first_name": "<Zoë & Co>"})
-    assert "Hi &lt;Zoë &amp; Co&gt;," in html
-    assert "Hi <Zoë & Co>," in text
-    assert 'href="https://willowcreek-acupuncture.example/email/unsubscribe/sample"' in html
-    assert "*|" not in html and "*|" not in text
-    html, text = personalise(rendered, workspace, {"first_name": ""})
-    assert "Hi there," in html and "Hi there," in text
+    personaliser = Personaliser(workspace, built.content, "back-pain", Tokens("a test secret"))
+    sample = sample_recipient()
+    copy = personaliser.copy(Recipient(None, sample.email, None, {**sample.values, "first_name": "<Zoë & Co>"}))
+    assert "Hi &lt;Zoë &amp; Co&gt;," in copy.html
+    assert "Hi <Zoë & Co>," in copy.text
+    assert 'href="https://willowcreek-acupuncture.example/email/unsubscribe/sample"' in copy.html
+    assert "*|" not in copy.html and "*|" not in copy.text
+    copy = personaliser.copy(Recipient(None, "x@example.com", None, {"first_name": ""}))
+    assert "Hi there," in copy.html and "Hi there," in copy.text
 
 
 def test_article_text_is_escaped_for_mjml(workspace: Workspace, tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from starlette.applications import Starlette
 
 from pipeline.audience.subscribers import Changes, add, erase, get
 from pipeline.audience.tokens import MAX_AGE_DAYS, Tokens
-from pipeline.content.build import recipient_links
 from pipeline.db.engine import Store
 from pipeline.db.schema import subscriber_events
+from pipeline.delivery.personalise import links as recipient_links
 from pipeline.errors import ConfigError
 from pipeline.settings.workspace import Workspace, load_workspace
 from pipeline.web.app import HEADERS, create_app, parse_form
