@@ -26,7 +26,6 @@ from pipeline.audience.subscribers import (
     unsubscribe,
     untag,
 )
-from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
 from pipeline.db.schema import STATUSES
 from pipeline.errors import CampaignError, SubscriberError
@@ -47,7 +46,7 @@ def _line(subscriber: Subscriber) -> str:
                       subscriber.status, ",".join(subscriber.tags)])
 
 
-@cli.group()
+@click.group()
 def subscribers() -> None:
     """Import, export, list and change subscribers."""
 
@@ -265,7 +264,7 @@ def delete_(state: State, emails: tuple[str, ...], yes: bool) -> None:
         click.echo(f"{address}\terased")
 
 
-@cli.group()
+@click.group()
 def segments() -> None:
     """Saved segments and segment expressions.
 

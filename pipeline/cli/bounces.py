@@ -6,14 +6,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.audience.tokens import load_secret
-from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
 from pipeline.delivery.bounces.intake import record_reports
 from pipeline.delivery.bounces.reports import read_reports
 
 
-@cli.group()
+@click.group()
 def bounces() -> None:
     """Import bounces and complaints."""
 
@@ -38,7 +36,7 @@ def import_(state: State, path: Path, dry_run: bool) -> None:
     """
     reports = read_reports(path)  # a bad path fails before the database is opened
     workspace = state.workspace
-    counts = record_reports(state.store, reports, load_secret(workspace.root), workspace.bounces.soft_limit, dry_run)
+    counts = record_reports(state.store, reports, state.tokens.secret, workspace.bounces.soft_limit, dry_run)
     click.echo(counts.summary())
     if dry_run:
         click.echo("Dry run: nothing was saved.", err=True)

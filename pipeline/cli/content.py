@@ -6,23 +6,15 @@ from pathlib import Path
 
 import click
 
-from pipeline.audience.recipients import recipient_values
-from pipeline.audience.subscribers import get
-from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
-from pipeline.content.build import (
-    SAMPLE,
-    build_campaign,
-    sample_values,
-    write_outputs,
-    write_personal_copy,
-)
+from pipeline.content.build import build_campaign, write_outputs, write_personal_copy
 from pipeline.content.lint import Finding
+from pipeline.delivery.personalise import personal_copy
 from pipeline.errors import LintFailed
 from pipeline.settings.scaffold import init_workspace, new_campaign
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 def init(directory: Path) -> None:
     """Create a workspace in DIRECTORY with an example campaign.
@@ -36,7 +28,7 @@ def init(directory: Path) -> None:
     click.echo(f"Workspace ready. Next: cd {directory} && campaign render back-pain", err=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("slug")
 @click.option("--article", "articles", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Article file (.md, .html or .txt). Give it more than once for a digest.")
@@ -68,7 +60,7 @@ def _report(findings: list[Finding], strict: bool, err: bool) -> None:
     click.echo(summary, err=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("slug")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder. Default: out/ in the workspace.")
@@ -86,24 +78,16 @@ def render(state: State, slug: str, out: Path | None, as_: str | None, strict: b
     ws = state.workspace
     build = build_campaign(ws, slug)
     out = out or ws.root / "out"
-    values = _recipient(state, as_, slug) if as_ else None
+    copy = personal_copy(state.store, ws, build, as_) if as_ else None
     paths = write_outputs(build, out)
-    if values is not None:
-        paths += write_personal_copy(build, ws, out, values)
+    if copy is not None:
+        paths += write_personal_copy(build, out, copy.html, copy.text)
     for path in paths:
         click.echo(str(path))
     _report(build.findings, strict, err=True)
 
 
-def _recipient(state: State, who: str, slug: str) -> dict[str, object]:
-    if who == SAMPLE:
-        return sample_values(state.workspace)
-    with state.store.reading() as conn:
-        subscriber = get(conn, who)
-    return recipient_values(state.workspace, state.tokens, subscriber, slug)
-
-
-@cli.command()
+@click.command()
 @click.argument("slug")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @pass_state

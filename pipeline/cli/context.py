@@ -1,36 +1,112 @@
-"""What every command shares: the global options, and turning library errors into exit codes."""
+"""What every command shares: the global options, commands loaded on first use, and the one
+place where errors become a line on stderr and an exit code."""
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from pipeline.audience.tokens import Tokens, load_secret
-from pipeline.db.engine import Store, default_url
-from pipeline.errors import CampaignError
-from pipeline.settings.workspace import Workspace, load_workspace
+from pipeline.errors import CampaignError, Interrupted
+
+if TYPE_CHECKING:
+    from pipeline.audience.tokens import Tokens
+    from pipeline.db.engine import Store
+    from pipeline.settings.workspace import Workspace
 
 
 class CommandError(click.ClickException):
-    """A library error as Click shows it: one line on stderr, exit code 1."""
+    """A library error as Click shows it: "campaign: error: ..." lines on stderr, and an exit code."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
+    def __init__(self, lines: list[str], exit_code: int = 1, label: str = "error") -> None:
+        super().__init__(lines[0] if lines else "")
+        self.lines = lines
         self.exit_code = exit_code
+        self.label = label
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"campaign: error: {self.format_message()}", err=True)
+        for line in self.lines:
+            click.echo(f"campaign: {self.label}: {line}", err=True)
+
+
+def _os_error(exc: OSError) -> str:
+    """"PATH: reason" for a file the user named that cannot be read or written."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _database_error(exc: Exception) -> str | None:
+    """A database driver's complaint (a full disk, a lost server) as one line; None if it is not one.
+    SQLAlchemy is only looked at if a command already loaded it."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    return f"the database refused a change ({reason}); nothing of this command's change was kept"
+
+
+def render_errors(exc: BaseException) -> CommandError | None:
+    """The one renderer: every failure a user can meet, as lines and an exit code."""
+    if isinstance(exc, CampaignError):
+        return CommandError(exc.lines, exc.exit_code, exc.label)
+    if isinstance(exc, KeyboardInterrupt):
+        return render_errors(Interrupted("interrupted by Ctrl-C"))
+    if isinstance(exc, BrokenPipeError):
+        return CommandError([], 1)  # the reader of our output went away: nothing left to say
+    if isinstance(exc, OSError):
+        return CommandError([_os_error(exc)], 1)
+    if isinstance(exc, Exception):
+        message = _database_error(exc)
+        if message is not None:
+            return CommandError([message], 1)
+    return None
 
 
 class CampaignGroup(click.Group):
+    """The root group: commands imported on first use (see pipeline.cli.COMMANDS), errors rendered once."""
+
+    def __init__(self, *args: Any, commands_table: Mapping[str, tuple[str, str]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.table = dict(commands_table or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.table)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.table:
+            return None
+        module, attribute = self.table[name][0].split(":")
+        command = getattr(importlib.import_module(f"pipeline.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the table's summaries, so `--help` imports no command module."""
+        limit = formatter.width - 6 - max(len(name) for name in self.table)
+        rows = [(name, click.Command(name, help=summary).get_short_help_str(limit))
+                for name, (_, summary) in self.table.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except CampaignError as exc:
-            raise CommandError(str(exc), exc.exit_code) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BaseException as exc:
+            rendered = render_errors(exc)
+            if rendered is None:
+                raise
+            raise rendered from None
 
 
 @dataclass
@@ -44,18 +120,24 @@ class State:
     @property
     def workspace(self) -> Workspace:
         if self._workspace is None:
+            from pipeline.settings.workspace import load_workspace
+
             self._workspace = load_workspace(self.workspace_dir)
         return self._workspace
 
     @property
     def store(self) -> Store:
         if self._store is None:
+            from pipeline.db.engine import Store, default_url
+
             self._store = Store(self.db_url or default_url(self.workspace.root))
         return self._store
 
     @property
     def tokens(self) -> Tokens:
-        return Tokens(load_secret(self.workspace.root))
+        from pipeline.audience.tokens import Tokens
+
+        return Tokens.of_workspace(self.workspace.root)
 
 
 pass_state = click.make_pass_decorator(State)

@@ -8,18 +8,16 @@ from pathlib import Path
 
 import click
 
-from pipeline.audience.recipients import preview_recipients
-from pipeline.cli import cli
+from pipeline.audience.recipients import SAMPLE
 from pipeline.cli.context import State, pass_state
-from pipeline.content.build import SAMPLE
 from pipeline.files import write_atomic
-from pipeline.web.preview import Preview, find_recipient
+from pipeline.web.preview import Preview, campaign_recipients, find_recipient
 from pipeline.web.preview_server import PreviewServer
 
 DEFAULT_WIDTH = 600
 
 
-@cli.command()
+@click.command()
 @click.argument("slug")
 @click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True,
               help="Port to listen on; 0 picks a free one.")
@@ -47,7 +45,7 @@ def preview(state: State, slug: str, port: int, host: str, open_browser: bool, a
     if width is not None and screenshot is None:
         raise click.UsageError("--width goes with --screenshot")
     ws = state.workspace
-    view = Preview(ws, slug, lambda: preview_recipients(ws, state.store, state.tokens, slug, as_))
+    view = Preview(ws, slug, lambda: campaign_recipients(state.store, ws, slug, as_))
     if screenshot is not None:
         write_atomic(screenshot, view.screenshot(as_, width or DEFAULT_WIDTH))
         click.echo(str(screenshot))

@@ -6,26 +6,23 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from types import FrameType
 
 import click
 
-from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
-from pipeline.clock import parse_utc, utcnow
+from pipeline.clock import human, parse_utc, utcnow
+from pipeline.content.build import build_campaign
 from pipeline.delivery.ledger import counts, pending
-from pipeline.delivery.sending import checked_build, connection_factory
+from pipeline.delivery.sending import connection_factory
 from pipeline.delivery.sends import SendRow, all_sends
+from pipeline.errors import SendError
 from pipeline.settings.campaign import load_campaign
 from pipeline.timing.daemon import run_scheduler
 from pipeline.timing.recurring import series, start, stop
 from pipeline.timing.schedule import schedule, unschedule
 from pipeline.timing.tick import DEFAULT_BUDGET, TickReport, tick
-
-
-def _utc(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
 def _clock(now: str | None) -> Callable[[], datetime]:
@@ -41,7 +38,7 @@ def _clock(now: str | None) -> Callable[[], datetime]:
 NOW_OPTION = click.option("--now", hidden=True, help="Act as if it were this instant (for tests and replays).")
 
 
-@cli.command("schedule")
+@click.command("schedule")
 @click.argument("slug")
 @click.option("--at", "at", metavar='"YYYY-MM-DD HH:MM"', help="When to send (a recurring campaign needs none).")
 @click.option("--tz", "tz", metavar="ZONE", help="Time zone of --at. Default: campaign.toml's, else this machine's.")
@@ -64,21 +61,21 @@ def schedule_(state: State, slug: str, at: str | None, tz: str | None, local_tim
         if not settings.recurrence:
             raise click.UsageError(f"{slug} is not recurring; give --at \"YYYY-MM-DD HH:MM\"")
         running = start(state.store, ws, slug, clock())
-        click.echo(f"{slug}\trecurring\t{_utc(running.next_occurrence())}")
-        click.echo(f"Recurring {settings.recurrence!r}; next occurrence {_utc(running.next_occurrence())}.", err=True)
+        click.echo(f"{slug}\trecurring\t{human(running.next_occurrence())}")
+        click.echo(f"Recurring {settings.recurrence!r}; next occurrence {human(running.next_occurrence())}.", err=True)
         return
-    build = checked_build(ws, slug)
-    done = schedule(state.store, ws, slug, build.rendered.newsletter.subject, settings.segment or "", at, tz,
+    built = build_campaign(ws, slug).require_clean()
+    done = schedule(state.store, ws, slug, built.content.subject, settings.segment or "", at, tz,
                     local_time, clock())
-    click.echo(f"{slug}\tscheduled\t{_utc(done.first_instant)}")
+    click.echo(f"{slug}\tscheduled\t{human(done.first_instant)}")
     if done.note:
         click.echo(done.note, err=True)
     if local_time:
         click.echo(f"Each recipient gets it at {at} in their own time zone (readers without one: {done.zone}); "
-                   f"the first copies leave at {_utc(done.first_instant)}, when UTC+14 reaches {at}.", err=True)
+                   f"the first copies leave at {human(done.first_instant)}, when UTC+14 reaches {at}.", err=True)
 
 
-@cli.command("unschedule")
+@click.command("unschedule")
 @click.argument("slug")
 @pass_state
 def unschedule_(state: State, slug: str) -> None:
@@ -95,7 +92,7 @@ def unschedule_(state: State, slug: str) -> None:
     click.echo(f"{slug}\tunscheduled")
 
 
-@cli.command("list")
+@click.command("list")
 @NOW_OPTION
 @pass_state
 def list_campaigns(state: State, now: str | None) -> None:
@@ -126,19 +123,18 @@ def list_campaigns(state: State, now: str | None) -> None:
                 due = send.scheduled_at if send.state == "scheduled" else pending(conn, send.id)[1]
             tally = counts(conn, send.id) if send is not None else {}
             total = sum(tally.values())
-            click.echo(f"{slug}\t{status}\t{_utc(due)}\t{tally.get('sent', 0)}/{total}\t{settings.subject}")
+            click.echo(f"{slug}\t{status}\t{human(due)}\t{tally.get('sent', 0)}/{total}\t{settings.subject}")
 
 
 def _print_tick(report: TickReport, quiet: bool) -> None:
     for outcome in report.busy():
-        if outcome.error:
-            click.echo(f"campaign: error: {outcome.label}: {outcome.error}", err=True)
-        if quiet and not (outcome.error or outcome.failed or outcome.unknown):
+        if not outcome.summary() or (quiet and not (outcome.error or outcome.failed or outcome.unknown)):
             continue
         click.echo(f"{outcome.label}: {outcome.summary()}")
+    report.raise_failures()
 
 
-@cli.command("send-due")
+@click.command("send-due")
 @click.option("--max-seconds", type=click.FloatRange(min=1), default=DEFAULT_BUDGET, show_default=True,
               help="Start no new message after this long, so the run fits a one-minute cron slot.")
 @click.option("--quiet", is_flag=True, help="Print nothing unless something failed (for cron).")
@@ -159,11 +155,9 @@ def send_due(state: State, max_seconds: float, quiet: bool, now: str | None) -> 
     _, connect = connection_factory(ws, state.transport_url)
     report = tick(state.store, ws, connect, _clock(now), max_seconds=max_seconds)
     _print_tick(report, quiet)
-    if report.failed:
-        raise SystemExit(1)
 
 
-@cli.command("scheduler")
+@click.command("scheduler")
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 @click.option("--max-seconds", type=click.FloatRange(min=1), default=DEFAULT_BUDGET, show_default=True,
               help="Longest a tick starts new messages.")
@@ -198,8 +192,9 @@ def scheduler(state: State, once: bool, max_seconds: float, now: str | None) -> 
     signal.signal(signal.SIGINT, on_signal)
     log.info("sending via %s", description)
     if once:
-        if tick_once(halt).failed:
-            raise SystemExit(1)
+        failed = sum(1 for outcome in tick_once(halt).outcomes.values() if outcome.error)
+        if failed:
+            raise SendError(f"{failed} campaign(s) failed in this tick; the log above says why")
         return
     run_scheduler(tick_once, halt)
 

@@ -10,11 +10,9 @@ from datetime import datetime
 
 import click
 
-from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
-from pipeline.clock import utcnow
+from pipeline.clock import human, utcnow
 from pipeline.delivery.loop import RateLimit, RetryPolicy, SendOptions, SendReport
-from pipeline.delivery.mime import Content
 from pipeline.delivery.sending import (
     begin_send,
     connection_factory,
@@ -25,11 +23,7 @@ from pipeline.delivery.sending import (
     status,
     test_send,
 )
-from pipeline.errors import SendError
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+from pipeline.errors import Interrupted, SendError
 
 
 class _Progress:
@@ -53,7 +47,7 @@ class _Progress:
             self.done = finished
 
 
-@cli.command()
+@click.command()
 @click.argument("slug")
 @click.option("--segment", help="Send to this saved segment or expression instead of the campaign's.")
 @click.option("--dry-run", is_flag=True, help="Show who would get it; send nothing.")
@@ -82,7 +76,7 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
     store = state.store
     target = plan(store, ws, slug, segment)
     if target.send is not None and target.send.state == "sent" and not (retry_unknown or retry_failed):
-        click.echo(f"{slug} was sent on {_when(target.send.finished_at)}; nothing to do "
+        click.echo(f"{slug} was sent on {human(target.send.finished_at)}; nothing to do "
                    "(see --retry-unknown and --retry-failed)", err=True)
         return
     description, connect = connection_factory(ws, state.transport_url)
@@ -109,7 +103,7 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
     row = begin_send(store, target, slug, utcnow())
     progress = _Progress(target.recipients)
     with progress.bar:
-        result = run(store, ws, Content.of(target.build.rendered), row, connect, options, retry_unknown=retry_unknown,
+        result = run(store, ws, target.build.content, row, connect, options, retry_unknown=retry_unknown,
                      retry_failed=retry_failed, progress=progress)
     report, totals = result.report, result.counts
     click.echo("\t".join(f"{name} {totals[name]}" for name in totals))
@@ -121,20 +115,20 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
         click.echo(f"{report.bounced} address(es) bounced and are now suppressed.", err=True)
     if report.paused:
         click.echo(f"{slug} is paused; 'campaign resume {slug}' continues it.", err=True)
-    elif report.stopped or report.limited:
+    elif report.limited:
         click.echo(f"Stopped. 'campaign send {slug}' continues where this run stopped.", err=True)
     elif result.remaining:
-        click.echo(f"{result.remaining} delivery(ies) wait for a retry, the next at {_when(result.next_due)}; "
+        click.echo(f"{result.remaining} delivery(ies) wait for a retry, the next at {human(result.next_due)}; "
                    f"'campaign send {slug}' or 'campaign send-due' sends them.", err=True)
     elif result.done:
         click.echo(f"{slug} is sent, via {description}.", err=True)
     if report.error:
         raise SendError(report.error)
     if report.stopped:
-        sys.exit(130)  # stopped by Ctrl-C, as shells report it
+        raise Interrupted(f"'campaign send {slug}' continues where this run stopped")
 
 
-@cli.command("test-send")
+@click.command("test-send")
 @click.argument("slug")
 @click.option("--to", "addresses", multiple=True, required=True, help="Recipient (repeatable).")
 @pass_state
@@ -151,7 +145,7 @@ def test_send_(state: State, slug: str, addresses: tuple[str, ...]) -> None:
     click.echo(f"Sent {len(addresses)} test message(s) via {description}.", err=True)
 
 
-@cli.command("status")
+@click.command("status")
 @click.argument("slug", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
@@ -165,7 +159,7 @@ def status_(state: State, slug: str | None, as_json: bool) -> None:
     """
     found = status(state.store, slug)
     if as_json:
-        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False, default=datetime.isoformat))
         return
     for entry in found:
         name = entry["campaign"] if not entry["occurrence"] else f"{entry['campaign']} ({entry['occurrence']})"
@@ -176,14 +170,14 @@ def status_(state: State, slug: str | None, as_json: bool) -> None:
         bounced = entry["bounces"]
         assert isinstance(bounced, dict)
         click.echo(f"  bounces: hard {bounced['hard']}  soft {bounced['soft']}  complaints {bounced['complaint']}")
-        click.echo(f"  started {entry['started_at'] or '-'}  finished {entry['finished_at'] or '-'}")
+        click.echo(f"  started {human(entry['started_at'])}  finished {human(entry['finished_at'])}")
         failures = entry["failures"]
         assert isinstance(failures, list)
         for failure in failures:
             click.echo(f"  {failure['state']}: {failure['email']}: {failure['reply']}")
 
 
-@cli.command("pause")
+@click.command("pause")
 @click.argument("slug")
 @pass_state
 def pause_(state: State, slug: str) -> None:
@@ -197,7 +191,7 @@ def pause_(state: State, slug: str) -> None:
     click.echo(f"{slug}\tpaused")
 
 
-@cli.command("resume")
+@click.command("resume")
 @click.argument("slug")
 @pass_state
 def resume_(state: State, slug: str) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import cli
 from pipeline.cli.context import State, pass_state
 from pipeline.web.app import base_path, create_app
 from pipeline.web.local_server import LocalServer
 
 
-@cli.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. In production, keep loopback and put a reverse proxy with HTTPS in front.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,

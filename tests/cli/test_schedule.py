@@ -19,18 +19,18 @@ DUE = "2026-12-01T17:00:00Z"  # 09:00 in Los Angeles, campaign.toml's zone
 def test_schedule_unschedule_and_list(campaign: Campaign) -> None:
     people(campaign, 3)
     done = campaign("schedule", "back-pain", "--at", "2026-12-01 09:00", "--now", NOW)
-    assert (done.exit_code, done.stdout, done.stderr) == (0, "back-pain\tscheduled\t2026-12-01 17:00 UTC\n", "")
+    assert (done.exit_code, done.stdout, done.stderr) == (0, "back-pain\tscheduled\t2026-12-01 17:00:00 UTC\n", "")
     listed = campaign("list", "--now", NOW)
-    assert listed.stdout == ("back-pain\tscheduled\t2026-12-01 17:00 UTC\t0/0\t"
+    assert listed.stdout == ("back-pain\tscheduled\t2026-12-01 17:00:00 UTC\t0/0\t"
                              "Can acupuncture ease persistent back pain?\n")
     moved = campaign("schedule", "back-pain", "--at", "2026-12-02 08:00", "--tz", "Europe/London", "--now", NOW)
-    assert moved.stdout == "back-pain\tscheduled\t2026-12-02 08:00 UTC\n"
+    assert moved.stdout == "back-pain\tscheduled\t2026-12-02 08:00:00 UTC\n"
     assert campaign("unschedule", "back-pain").stdout == "back-pain\tunscheduled\n"
     assert campaign("list").stdout.startswith("back-pain\tdraft\t-\t0/0\t")
     local = campaign("schedule", "back-pain", "--at", "2026-12-01 09:00", "--local-time", "--now", NOW)
-    assert local.stdout == "back-pain\tscheduled\t2026-11-30 19:00 UTC\n"
+    assert local.stdout == "back-pain\tscheduled\t2026-11-30 19:00:00 UTC\n"
     assert local.stderr == ("Each recipient gets it at 2026-12-01 09:00 in their own time zone (readers without "
-                            "one: America/Los_Angeles); the first copies leave at 2026-11-30 19:00 UTC, when UTC+14 "
+                            "one: America/Los_Angeles); the first copies leave at 2026-11-30 19:00:00 UTC, when UTC+14 "
                             "reaches 2026-12-01 09:00.\n")
 
 
@@ -42,7 +42,7 @@ def test_schedule_refuses_the_past_and_skipped_times_and_explains_repeated_ones(
     assert gap.stderr == ("campaign: error: 2027-03-14 02:30 does not exist in America/Los_Angeles (the clocks "
                           "skip that hour); the nearest valid times are 01:59 and 03:00\n")
     twice = campaign("schedule", "back-pain", "--at", "2027-11-07 01:30", "--now", NOW)
-    assert (twice.exit_code, twice.stdout) == (0, "back-pain\tscheduled\t2027-11-07 08:30 UTC\n")
+    assert (twice.exit_code, twice.stdout) == (0, "back-pain\tscheduled\t2027-11-07 08:30:00 UTC\n")
     assert twice.stderr == ("2027-11-07 01:30 happens twice in America/Los_Angeles (the clocks go back); using the "
                             "first, 01:30 PDT (08:30 UTC)\n")
     zone = campaign("schedule", "back-pain", "--at", "2026-12-01 09:00", "--tz", "Mars/Olympus")
@@ -166,9 +166,9 @@ def test_a_recurring_campaign_starts_lists_and_stops(campaign: Campaign) -> None
     assert (not_recurring.exit_code, not_recurring.stderr.splitlines()[-1]) == (
         2, "Error: back-pain is not recurring; give --at \"YYYY-MM-DD HH:MM\"")
     started = campaign("schedule", "monthly", "--now", NOW)
-    assert started.stdout == "monthly\trecurring\t2026-12-01 17:00 UTC\n"
-    assert started.stderr == "Recurring 'monthly on day 1 at 09:00'; next occurrence 2026-12-01 17:00 UTC.\n"
-    assert "monthly\trecurring\t2026-12-01 17:00 UTC\t0/0\tDigest {date:%B}\n" in campaign("list", "--now", NOW).stdout
+    assert started.stdout == "monthly\trecurring\t2026-12-01 17:00:00 UTC\n"
+    assert started.stderr == "Recurring 'monthly on day 1 at 09:00'; next occurrence 2026-12-01 17:00:00 UTC.\n"
+    assert "monthly\trecurring\t2026-12-01 17:00:00 UTC\t0/0\tDigest {date:%B}\n" in campaign("list", "--now", NOW).stdout
     assert campaign("unschedule", "monthly").stdout == "monthly\tunscheduled\n"
     assert "monthly\tdraft\t-" in campaign("list").stdout
     again = campaign("unschedule", "monthly")

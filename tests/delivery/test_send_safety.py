@@ -106,7 +106,7 @@ def test_ctrl_c_stops_after_the_message_in_flight(campaign: Campaign, smtp_serve
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
-    assert "Stopped. 'campaign send back-pain' continues where this run stopped." in err
+    assert "campaign: stopped: 'campaign send back-pain' continues where this run stopped" in err
     left = states(campaign)
     assert "unknown" not in left.values() and "sending" not in left.values()
     assert 3 <= list(left.values()).count("sent") < RECIPIENTS
