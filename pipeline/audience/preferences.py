@@ -19,7 +19,7 @@ from pipeline.audience.subscribers import (
     record_event,
     set_status,
 )
-from pipeline.audience.tokens import LinkData
+from pipeline.audience.tokens import LinkData, Tokens
 from pipeline.db.schema import subscriber_tags
 
 ONE_CLICK = "web:one-click"  # a mail client's unsubscribe button (RFC 8058)
@@ -38,26 +38,33 @@ def _detail(link: LinkData, **more: object) -> str:
     return json.dumps({"campaign": link.campaign, **more})
 
 
-def unsubscribe(conn: Connection, link: LinkData, source: str) -> Subscriber | None:
+def reader(conn: Connection, tokens: Tokens, link: LinkData, *, lock: bool = False) -> Subscriber | None:
+    """The subscriber a link was made for; None when they were erased, whoever has their id now."""
+    subscriber = by_id(conn, link.subscriber_id, lock=lock)
+    return subscriber if subscriber is not None and tokens.belongs(link, subscriber.email) else None
+
+
+def unsubscribe(conn: Connection, tokens: Tokens, link: LinkData, source: str) -> Subscriber | None:
     """Unsubscribe the link's reader; returns them as they are now, or None if they were erased.
 
     Doing it twice changes nothing the second time. A bounced or complained address stays as it
     is: it is already never mailed, and its status says more than "unsubscribed" would.
     """
-    subscriber = by_id(conn, link.subscriber_id, lock=True)
+    subscriber = reader(conn, tokens, link, lock=True)
     if subscriber is None or subscriber.status != "subscribed":
         return subscriber
     set_status(conn, subscriber, "unsubscribed", source, _detail(link))
     return by_id(conn, subscriber.id)
 
 
-def choose_topics(conn: Connection, link: LinkData, topics: Mapping[str, str], chosen: Iterable[str]) -> TopicChange:
+def choose_topics(conn: Connection, tokens: Tokens, link: LinkData, topics: Mapping[str, str],
+                  chosen: Iterable[str]) -> TopicChange:
     """Give the reader exactly the chosen topics' tags; tags that are not topics stay as they are.
 
     Names that are not topics (a forged form) are ignored. Only a subscribed reader's topics change:
     the page offers no choices to anyone else.
     """
-    subscriber = by_id(conn, link.subscriber_id, lock=True)
+    subscriber = reader(conn, tokens, link, lock=True)
     if subscriber is None or subscriber.status != "subscribed":
         return TopicChange(subscriber)
     wanted = set(chosen) & set(topics)

@@ -55,7 +55,7 @@ class Personaliser:
     def token(self, recipient: Recipient) -> str:
         if recipient.subscriber_id is None:
             return SAMPLE
-        return self.tokens.make(recipient.subscriber_id, self.slug)
+        return self.tokens.make(recipient.subscriber_id, recipient.email, self.slug)
 
     def values(self, recipient: Recipient) -> Mapping[str, object]:
         """What the recipient's merge tags are filled with: their values and their own links."""

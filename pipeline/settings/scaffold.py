@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.audience.tokens import create_secret
 from pipeline.content.compose import default_preheader
 from pipeline.content.readers import read_article
 from pipeline.errors import CampaignError, ConfigError
@@ -45,6 +46,8 @@ def init_workspace(target: Path) -> list[Path]:
                 shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copy2(src, dst)
+        # Every link and Message-ID is signed with it: made now, from the system's random source.
+        create_secret(scratch)
     return [target / name for name in WORKSPACE_FILES]
 
 

@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from pipeline.audience import preferences
-from pipeline.audience.subscribers import Subscriber, by_id
+from pipeline.audience.subscribers import Subscriber
 from pipeline.audience.tokens import LinkData, Tokens
 from pipeline.db.engine import Store, default_url
 from pipeline.errors import InvalidToken
@@ -90,7 +90,7 @@ class Site:
     async def _read(self, link: LinkData) -> Subscriber | None:
         def look_up() -> Subscriber | None:
             with self.store.reading() as conn:
-                return by_id(conn, link.subscriber_id)
+                return preferences.reader(conn, self.tokens, link)
 
         return await run_in_threadpool(look_up)
 
@@ -120,7 +120,7 @@ class Site:
             # The confirmation page's form says confirm; everything else that POSTs here is a mail
             # client's unsubscribe button, whatever its body looks like.
             source = preferences.CONFIRM if "confirm" in await self._form(request) else preferences.ONE_CLICK
-            subscriber = await self._write(lambda conn: preferences.unsubscribe(conn, link, source))
+            subscriber = await self._write(lambda conn: preferences.unsubscribe(conn, self.tokens, link, source))
             return _page(self.pages.unsubscribed(subscriber))
         subscriber = await self._read(link)
         if subscriber is None or subscriber.status != "subscribed":
@@ -137,10 +137,10 @@ class Site:
         if saved:
             form = await self._form(request)
             if form.get("action") == ["unsubscribe"]:
-                left = await self._write(lambda conn: preferences.unsubscribe(conn, link, preferences.PREFERENCES))
+                left = await self._write(lambda conn: preferences.unsubscribe(conn, self.tokens, link, preferences.PREFERENCES))
                 return _page(self.pages.unsubscribed(left))
             chosen = form.get("topic", [])
-            change = await self._write(lambda conn: preferences.choose_topics(conn, link, topics, chosen))
+            change = await self._write(lambda conn: preferences.choose_topics(conn, self.tokens, link, topics, chosen))
             subscriber = change.subscriber
         else:
             subscriber = await self._read(link)

@@ -6,10 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from itsdangerous import TimestampSigner
+from itsdangerous import Signer, TimestampSigner
 
 from pipeline.audience.tokens import SECRET_FILE, LinkData, Tokens, load_secret
-from pipeline.errors import InvalidToken
+from pipeline.errors import ConfigError, InvalidToken
+
+SECRET = "a-long-secret, 0123456789 abcdefXYZ"
 
 
 class _SignedAt(TimestampSigner):
@@ -23,26 +25,40 @@ class _SignedAt(TimestampSigner):
         return self.moment
 
 
-def test_tokens_are_itsdangerous_timestamp_signatures() -> None:
-    # Links in mail already sent must keep working whatever the signer's internals become.
-    token = Tokens("a-long-secret").make(42, "back-pain")
-    assert TimestampSigner("a-long-secret", salt="subscriber-link").unsign(token) == b"42.back-pain"
-    older = _SignedAt("a-long-secret", int(time.time()) - 3600).sign("7.").decode()
-    assert Tokens("a-long-secret").read(older) == LinkData(7, None)
+def test_tokens_are_itsdangerous_signatures_bound_to_the_address() -> None:
+    tokens = Tokens(SECRET)
+    token = tokens.make(42, "Ana@Example.com", "back-pain")
+    payload = Signer(SECRET, salt="subscriber-link.bound").unsign(token).decode()
+    subscriber, binding, campaign = payload.split(".")
+    assert (subscriber, campaign) == ("42", "back-pain")
+    assert binding == tokens.binding("ana@example.com") and len(binding) == 12
+    assert "ana" not in token.lower()  # the address is not readable from the link
+    # No time inside: every copy of a campaign carries the same link for the same reader.
+    assert tokens.make(42, "ana@example.com", "back-pain") == token
+    assert tokens.make(42, "ben@example.com", "back-pain") != token
 
 
-def test_round_trip_and_rejections() -> None:
-    tokens = Tokens("a-long-secret")
-    assert tokens.read(tokens.make(42, "back-pain")) == LinkData(42, "back-pain")
-    assert tokens.read(tokens.make(9)) == LinkData(9, None)
-    token = tokens.make(42, "back-pain")
+def test_round_trip_belonging_and_rejections() -> None:
+    tokens = Tokens(SECRET)
+    link = tokens.read(tokens.make(42, "ana@example.com", "back-pain"))
+    assert (link.subscriber_id, link.campaign) == (42, "back-pain")
+    assert tokens.belongs(link, "ANA@example.com")
+    assert not tokens.belongs(link, "someone.new@example.com")  # the id given to someone else
+    assert tokens.read(tokens.make(9, "ana@example.com")).campaign is None
+    token = tokens.make(42, "ana@example.com", "back-pain")
+    for bad in (token.replace("42.", "43.", 1), "not a token", "", token + "x"):
+        with pytest.raises(InvalidToken, match="^this link is not valid$"):
+            tokens.read(bad)
     with pytest.raises(InvalidToken, match="^this link is not valid$"):
-        tokens.read(token.replace("42.", "43.", 1))
-    with pytest.raises(InvalidToken, match="^this link is not valid$"):
-        Tokens("another-secret").read(token)
-    with pytest.raises(InvalidToken, match="^this link is not valid$"):
-        tokens.read("not a token")
-    stale = _SignedAt("a-long-secret", int(time.time()) - 401 * 86400).sign("42.x").decode()
+        Tokens("another-secret, 0123456789 abcdefXYZ").read(token)
+
+
+def test_links_in_mail_sent_before_tokens_were_bound_keep_working_for_their_time() -> None:
+    tokens = Tokens(SECRET)
+    older = _SignedAt(SECRET, int(time.time()) - 3600).sign("7.back-pain").decode()
+    assert tokens.read(older) == LinkData(7, "back-pain", None)
+    assert tokens.belongs(tokens.read(older), "whoever@example.com")
+    stale = _SignedAt(SECRET, int(time.time()) - 401 * 86400).sign("42.x").decode()
     with pytest.raises(InvalidToken, match="^this link has expired$"):
         tokens.read(stale)
 
@@ -54,5 +70,19 @@ def test_secret_is_made_once_and_kept_private(tmp_path: Path, monkeypatch: pytes
     assert load_secret(tmp_path) == first
     assert stat.S_IMODE(os.stat(tmp_path / SECRET_FILE).st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == [SECRET_FILE]
-    monkeypatch.setenv("CAMPAIGN_SECRET", "from-the-environment")
-    assert load_secret(tmp_path) == "from-the-environment"
+    monkeypatch.setenv("CAMPAIGN_SECRET", "from the environment: 0123456789abcdef")
+    assert load_secret(tmp_path) == "from the environment: 0123456789abcdef"
+
+
+@pytest.mark.parametrize("weak", ["", "   ", "x", "hunter2hunter2hunter2hunter2hunter2", "a" * 64])
+def test_weak_secrets_are_refused_from_the_environment_and_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    weak: str) -> None:
+    monkeypatch.setenv("CAMPAIGN_SECRET", weak)
+    with pytest.raises(ConfigError) as caught:
+        load_secret(tmp_path)
+    assert str(caught.value).startswith("CAMPAIGN_SECRET: the secret is too weak: use at least 32 random characters")
+    monkeypatch.delenv("CAMPAIGN_SECRET")
+    (tmp_path / SECRET_FILE).write_text(weak + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_secret(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / SECRET_FILE}: the secret is too weak")

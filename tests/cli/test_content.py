@@ -36,7 +36,10 @@ def test_init_into_an_existing_empty_directory(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["init", str(tmp_path)])
     assert result.exit_code == 0
     assert (tmp_path / "campaign.toml").is_file()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # No staging leftovers; the one hidden file is the secret made for the workspace, private.
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".campaign-secret"]
+    assert (tmp_path / ".campaign-secret").stat().st_mode & 0o777 == 0o600
+    assert len((tmp_path / ".campaign-secret").read_text(encoding="utf-8").strip()) >= 40
 
 
 def test_new_defaults_subject_and_preheader_from_the_article(campaign: Campaign) -> None:

@@ -19,7 +19,7 @@ from typing import IO
 from tests.conftest import Campaign
 from tests.pages import fetch, post_form
 
-SECRET = "a test secret"
+SECRET = "a-test-secret: 4f9Kq2ZxT7mB0wLs8Rj3"
 STARTED = re.compile(r"Serving unsubscribe and preferences pages at (http://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)\n")
 
 
@@ -65,10 +65,10 @@ def process(*args: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[
         running.stderr.close()
 
 
-def token(subscriber_id: int = 1) -> str:
+def token(subscriber_id: int = 1, email: str = "ana@example.com") -> str:
     from pipeline.audience.tokens import Tokens
 
-    return Tokens(SECRET).make(subscriber_id, "back-pain")
+    return Tokens(SECRET).make(subscriber_id, email, "back-pain")
 
 
 def add_ana(audience: Campaign) -> None:

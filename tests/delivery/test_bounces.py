@@ -32,7 +32,7 @@ from pipeline.errors import BounceError, ConfigError
 from pipeline.settings.workspace import load_workspace
 from tests.conftest import FIXTURES, edit
 
-SECRET = "a test secret"
+SECRET = "a-test-secret: 4f9Kq2ZxT7mB0wLs8Rj3"
 DOMAIN = "willowcreek-acupuncture.example"
 MAILDIR = FIXTURES / "bounces" / "maildir"
 PROVIDER_CSV = FIXTURES / "bounces" / "provider.csv"
@@ -258,7 +258,7 @@ def test_dry_run_counts_and_saves_nothing(store: Store) -> None:
 
 def test_unmatched_and_forged_message_ids(store: Store) -> None:
     populate(store)
-    forged = our_id(2).replace("8e445e22fa47", "000000000000")
+    forged = our_id(2).replace("0c8a4314e48c", "000000000000")
     reports = [read_message(dsn("f1", "zed@example.com", "failed", "5.1.1", forged), "forged"),
                read_message(dsn("f2", "ben@example.com", "failed", "5.1.1", "<abc@elsewhere.example>"), "theirs")]
     counts = record_reports(store, reports, SECRET, 3)

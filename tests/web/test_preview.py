@@ -16,19 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.webdriver.chrome.webdriver import WebDriver
 
-from pipeline.content.build import build_campaign, personalise, sample_values
+from pipeline.audience.recipients import Recipient, sample_recipient
+from pipeline.content.build import build_campaign
 from pipeline.errors import NotFoundError
 from pipeline.settings.workspace import Workspace
-from pipeline.web.browser import headless_chromium, set_viewport
-from pipeline.web.preview import (
-    Preview,
-    find_recipient,
-    force_dark,
-    message_headers,
-    preview_message,
-)
+from pipeline.web.browser import Chromium, headless_chromium
+from pipeline.web.preview import Preview, find_recipient, force_dark, message_headers
 from pipeline.web.preview_server import PreviewServer
 from tests.conftest import edit
 from tests.pages import EventStream, fetch, wait_for
@@ -97,13 +91,23 @@ def parse(message: bytes) -> EmailMessage:
     return parsed
 
 
+def preview_as(workspace: Workspace, recipient: Recipient) -> Preview:
+    return Preview(workspace, SLUG, lambda: [recipient])
+
+
+def sample_with(**values: str) -> Recipient:
+    """The sample reader with some values changed, named as the values name them."""
+    sample = sample_recipient()
+    merged = {**sample.values, **values}
+    return Recipient(None, sample.email, f"{merged['first_name']} {merged['last_name']}", merged)
+
+
 # The message behind the Headers and Raw MIME tabs.
 
 def test_preview_message_is_the_message_send_builds(workspace: Workspace) -> None:
-    build = build_campaign(workspace, SLUG)
-    values = sample_values(workspace)
+    preview = preview_as(workspace, sample_recipient())
     before = datetime.now(timezone.utc).replace(microsecond=0)
-    raw = preview_message(build, workspace, values)
+    raw = preview.state.message(0)
     msg = parse(raw)
     assert [(k, str(v).strip()) for k, v in msg.items() if k not in ("Date", "Content-Type", "Message-ID")] == [
         ("From", '"Dr. Mei Lin at Willow Creek Acupuncture" <newsletter@willowcreek-acupuncture.example>'),
@@ -121,14 +125,14 @@ def test_preview_message_is_the_message_send_builds(workspace: Workspace) -> Non
     assert before <= msg["Date"].datetime <= datetime.now(timezone.utc)
     assert msg.get_content_type() == "multipart/alternative"
     text_part, html_part = msg.iter_parts()
-    html, text = personalise(build.rendered, workspace, values)
+    copy = preview.state.copy(0)
     assert (text_part.get_content_type(), text_part.get_content_charset()) == ("text/plain", "utf-8")
     assert (html_part.get_content_type(), html_part.get_content_charset()) == ("text/html", "utf-8")
     assert "Hi Alex," in text_part.get_content() and "Hi Alex," in html_part.get_content()
     # Links to the practice's own site carry UTM parameters, as in the message sent.
     assert "https://willowcreek-acupuncture.example/book?utm_source=newsletter&utm_medium=email" \
            "&utm_campaign=back-pain" in text_part.get_content()
-    assert text.split("Read the full article")[0] == text_part.get_content().split("Read the full article")[0]
+    assert (copy.text, copy.html) == (text_part.get_content(), html_part.get_content())
     assert b"\n" not in raw.replace(b"\r\n", b"")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
 
@@ -136,17 +140,15 @@ def test_preview_message_is_the_message_send_builds(workspace: Workspace) -> Non
 def test_preview_message_keeps_subscriber_data_on_one_line_and_fills_the_subject(workspace: Workspace) -> None:
     edit(workspace.root / SETTINGS, 'subject = "Can acupuncture ease persistent back pain?"',
          'subject = "*|FNAME|*, can acupuncture help?"')
-    build = build_campaign(workspace, SLUG)
-    values = {**sample_values(workspace), "first_name": "Zoë\r\nBcc: victim@example.com", "last_name": "Ng"}
-    msg = parse(preview_message(build, workspace, values))
+    msg = parse(preview_as(workspace, sample_with(first_name="Zoë\r\nBcc: victim@example.com", last_name="Ng"))
+                .state.message(0))
     assert msg["To"] == '"Zoë Bcc: victim@example.com Ng" <alex.rivera@example.com>'
     assert msg["Subject"] == "Zoë Bcc: victim@example.com, can acupuncture help?"
     assert msg["Bcc"] is None
 
 
 def test_message_headers_are_decoded_one_a_line(workspace: Workspace) -> None:
-    values = {**sample_values(workspace), "first_name": "Zoë", "last_name": "Müller"}
-    raw = preview_message(build_campaign(workspace, SLUG), workspace, values)
+    raw = preview_as(workspace, sample_with(first_name="Zoë", last_name="Müller")).state.message(0)
     assert b"\r\nTo: =?utf-8?b?" in raw  # encoded in the message itself
     lines = message_headers(raw).splitlines()
     assert "To: Zoë Müller <alex.rivera@example.com>" in lines
@@ -167,13 +169,13 @@ def test_force_dark_applies_the_emails_own_dark_rules(workspace: Workspace) -> N
 
 
 def test_recipients_are_found_by_label_or_address(workspace: Workspace) -> None:
-    people = [("sample", sample_values(workspace)), ("Zoë", {"email": "Zoe@Example.com"})]
+    people = [sample_recipient(), Recipient(7, "Zoe@Example.com", "Zoë", {"email": "Zoe@Example.com"})]
     assert find_recipient(people, "sample") == 0
     assert find_recipient(people, "zoe@example.com") == 1
     with pytest.raises(NotFoundError) as caught:
         find_recipient(people, "nobody@example.com")
     assert str(caught.value) == ("no recipient 'nobody@example.com' to preview as (known: "
-                                 "sample <alex.rivera@example.com>, Zoë <Zoe@Example.com>)")
+                                 "sample <alex.rivera@example.com>, Zoë <Zoe@Example.com> <Zoe@Example.com>)")
 
 
 def test_an_unknown_campaign_fails_at_once(workspace: Workspace) -> None:
@@ -187,8 +189,8 @@ def test_an_unknown_campaign_fails_at_once(workspace: Workspace) -> None:
 def test_every_endpoint_over_http(workspace: Workspace) -> None:
     edit(workspace.root / SETTINGS, 'subject = "Can acupuncture ease persistent back pain?"', 'subject = "Back pain"')
     preview = Preview(workspace, SLUG)
-    build = build_campaign(workspace, SLUG)
-    html, text = personalise(build.rendered, workspace, sample_values(workspace))
+    copy = preview.state.copy(0)
+    html, text = copy.html, copy.text
     with serving(preview) as url:
         page = fetch(url)
         assert (page.status, page.content_type) == (200, "text/html; charset=utf-8")
@@ -234,7 +236,7 @@ def test_every_endpoint_over_http(workspace: Workspace) -> None:
         assert lint.json() == {"findings": [{
             "level": "warning", "code": "subject-length", "where": "settings.toml",
             "message": "subject is 9 characters; keep it between 10 and 78"}]}
-        assert [str(f) for f in build.findings] == [
+        assert [str(f) for f in preview.state.built()[0].findings] == [
             "warning: settings.toml: subject is 9 characters; keep it between 10 and 78 [subject-length]"]
 
         missing = fetch(url + "email.html?r=1")
@@ -250,20 +252,20 @@ def test_every_endpoint_over_http(workspace: Workspace) -> None:
 
 
 def test_the_recipient_picker_serves_each_recipient_from_a_pluggable_list(workspace: Workspace) -> None:
-    people = [("sample", sample_values(workspace)),
-              ("Zoë", {"first_name": "Zoë", "last_name": "Ng", "email": "zoe@example.com",
-                       "unsubscribe_url": "https://willowcreek-acupuncture.example/email/unsubscribe/z1"})]
+    people = [sample_recipient(),
+              Recipient(5, "zoe@example.com", "Zoë Ng", {"first_name": "Zoë", "last_name": "Ng", "email": "zoe@example.com"})]
     preview = Preview(workspace, SLUG, recipients=lambda: people)
+    token = preview.tokens.make(5, "zoe@example.com", SLUG)
     with serving(preview, recipient=find_recipient(people, "zoe@example.com")) as url:
         status = fetch(url + "status").json()
-        assert status["recipients"] == [*SAMPLE_STATUS, {"label": "Zoë", "email": "zoe@example.com"}]
+        assert status["recipients"] == [*SAMPLE_STATUS, {"label": "Zoë Ng <zoe@example.com>", "email": "zoe@example.com"}]
         assert status["recipient"] == 1
         assert "Hi Zoë," in fetch(url + "email.html").text
         assert "Hi Alex," in fetch(url + "email.html?r=0").text
         assert "Hi Zoë," in fetch(url + "email.txt").text
         headers = fetch(url + "headers.txt").text
         assert "To: Zoë Ng <zoe@example.com>\n" in headers
-        assert "List-Unsubscribe: <https://willowcreek-acupuncture.example/email/unsubscribe/z1>, " in headers
+        assert f"List-Unsubscribe: <https://willowcreek-acupuncture.example/email/unsubscribe/{token}>, " in headers
 
 
 # Live reload: watched files, one rebuild per batch, errors shown and recovered from.
@@ -373,31 +375,48 @@ def test_stopping_ends_open_event_streams(workspace: Workspace) -> None:
 # In headless Chromium.
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    with headless_chromium() as driver:
-        set_viewport(driver, 1280, 900)
-        yield driver
+def browser(chromium: str) -> Iterator[Chromium]:
+    with headless_chromium() as opened:
+        opened.set_viewport(1280, 900)
+        yield opened
 
 
-def frame_script(driver: WebDriver, frame: str, expression: str) -> Any:
+def frame_script(browser: Chromium, frame: str, expression: str) -> Any:
     """Evaluate expression with `doc` bound to the document inside one of the page's frames."""
-    return driver.execute_script(
+    return browser.evaluate(
+        "(() => {"
         f"const frame = document.getElementById({frame!r});"
         "const doc = frame.contentDocument;"
         # Parsed is enough: waiting for the email's remote images would tie the tests to the network.
         "if (!doc || !doc.body || doc.readyState === 'loading') return null;"
-        f"return {expression};")
+        f"return {expression};"
+        "})()")
 
 
-def open_page(driver: WebDriver, url: str) -> None:
-    driver.get(url)
-    wait_for(lambda: driver.execute_script("return document.body.dataset.version"), "the page to load")
+def click(browser: Chromium, selector: str) -> None:
+    browser.evaluate(f"document.querySelector({selector!r}).click()")
+
+
+def shown(browser: Chromium, element_id: str) -> bool:
+    """Whether the element is rendered: neither it nor anything around it hidden."""
+    return bool(browser.evaluate(
+        f"document.getElementById({element_id!r}).checkVisibility({{visibilityProperty: true}})"))
+
+
+def text_of(browser: Chromium, element_id: str) -> str:
+    """The element's text as a reader sees it."""
+    return str(browser.evaluate(f"document.getElementById({element_id!r}).innerText"))
+
+
+def open_page(browser: Chromium, url: str) -> None:
+    browser.open(url)
+    wait_for(lambda: browser.evaluate("document.body.dataset.version"), "the page to load")
     for frame in ("desktop", "mobile"):
-        wait_for(lambda: frame_script(driver, frame, "doc.body.innerText.includes('Hi Alex,')"),
+        wait_for(lambda frame=frame: frame_script(browser, frame, "doc.body.innerText.includes('Hi Alex,')"),
                  f"the {frame} frame to show the email")
 
 
-def test_the_mobile_frame_is_375_px_without_horizontal_scroll(workspace: Workspace, browser: WebDriver) -> None:
+def test_the_mobile_frame_is_375_px_without_horizontal_scroll(workspace: Workspace, browser: Chromium) -> None:
     with serving(Preview(workspace, SLUG)) as url:
         open_page(browser, url)
         # Fitted to the email once it has loaded, rather than a box that scrolls on its own.
@@ -413,53 +432,51 @@ def test_the_mobile_frame_is_375_px_without_horizontal_scroll(workspace: Workspa
         assert (frame_script(browser, "mobile", title), frame_script(browser, "desktop", title)) == (26, 31)
 
 
-def test_the_dark_mode_toggle_switches_the_email_to_its_dark_styles(workspace: Workspace, browser: WebDriver) -> None:
+def test_the_dark_mode_toggle_switches_the_email_to_its_dark_styles(workspace: Workspace, browser: Chromium) -> None:
     background = "getComputedStyle(doc.body).backgroundColor"
     with serving(Preview(workspace, SLUG)) as url:
         open_page(browser, url)
         assert frame_script(browser, "mobile", background) == "rgb(244, 241, 234)"
-        browser.find_element("id", "dark").click()
+        click(browser, "#dark")
         wait_for(lambda: frame_script(browser, "mobile", background) == "rgb(17, 22, 24)", "dark mode")
         assert frame_script(browser, "desktop", background) == "rgb(17, 22, 24)"
-        browser.find_element("id", "dark").click()
+        click(browser, "#dark")
         wait_for(lambda: frame_script(browser, "mobile", background) == "rgb(244, 241, 234)", "light mode")
 
 
-def test_the_tabs_show_text_headers_mime_and_lint(workspace: Workspace, browser: WebDriver) -> None:
+def test_the_tabs_show_text_headers_mime_and_lint(workspace: Workspace, browser: Chromium) -> None:
     with serving(Preview(workspace, SLUG)) as url:
         open_page(browser, url)
         for tab, panel, expected in (("text", "text", "Hi Alex,"),
                                      ("headers", "headers", "To: Alex Rivera <alex.rivera@example.com>"),
                                      ("mime", "mime", "Content-Type: multipart/alternative;"),
                                      ("lint", "lint-none", "No problems found.")):
-            browser.find_element("css selector", f"[data-tab={tab}]").click()
-            shown = browser.find_element("id", panel)
-            assert shown.is_displayed(), tab
-            assert expected in shown.text, tab
-            assert not browser.find_element("id", "desktop").is_displayed()
+            click(browser, f"[data-tab={tab}]")
+            assert shown(browser, panel), tab
+            assert expected in text_of(browser, panel), tab
+            assert not shown(browser, "desktop")
 
 
-def test_editing_the_article_reloads_the_page_by_itself(workspace: Workspace, browser: WebDriver) -> None:
+def test_editing_the_article_reloads_the_page_by_itself(workspace: Workspace, browser: Chromium) -> None:
     with serving(Preview(workspace, SLUG)) as url:
         open_page(browser, url)
         edit(workspace.root / ARTICLE, "Back pain that lingers", "Stubborn back pain that lingers")
         for frame in ("mobile", "desktop"):
-            wait_for(lambda: frame_script(browser, frame, "doc.body.innerText.includes('Stubborn back pain')"),
+            wait_for(lambda frame=frame: frame_script(browser, frame, "doc.body.innerText.includes('Stubborn back pain')"),
                      f"the {frame} frame to show the edit", timeout=5)
-        browser.find_element("css selector", "[data-tab=text]").click()
-        assert "Stubborn back pain that lingers" in browser.find_element("id", "text").text
+        click(browser, "[data-tab=text]")
+        assert "Stubborn back pain that lingers" in text_of(browser, "text")
 
 
 def test_an_mjml_error_shows_in_the_page_and_fixing_it_brings_the_email_back(workspace: Workspace,
-                                                                             browser: WebDriver) -> None:
+                                                                             browser: Chromium) -> None:
     with serving(Preview(workspace, SLUG)) as url:
         open_page(browser, url)
         edit(workspace.root / HEADER, "<mj-column>", "<mj-column><mj-text>")
-        banner = browser.find_element("id", "error")
-        wait_for(banner.is_displayed, "the error to show")
-        assert browser.find_element("id", "error-message").text == MJML_ERROR
-        assert not browser.find_element("id", "views").is_displayed()
+        wait_for(lambda: shown(browser, "error"), "the error to show")
+        assert text_of(browser, "error-message") == MJML_ERROR
+        assert not shown(browser, "views")
         edit(workspace.root / HEADER, "<mj-column><mj-text>", "<mj-column>")
-        wait_for(lambda: not banner.is_displayed(), "the error to go away")
+        wait_for(lambda: not shown(browser, "error"), "the error to go away")
         wait_for(lambda: frame_script(browser, "mobile", "doc.body.innerText.includes('Hi Alex,')"),
                  "the email to come back")
