@@ -11,8 +11,10 @@ from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
 from pipeline.db.engine import Store
+from pipeline.errors import BrowserError
 from pipeline.settings.scaffold import init_workspace
 from pipeline.settings.workspace import Workspace, load_workspace
+from pipeline.web.browser import find_chromium
 from tests.smtp_server import SmtpTestServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -105,3 +107,25 @@ def smtp_server() -> Iterator[SmtpTestServer]:
     server = SmtpTestServer().start()
     yield server
     server.stop()
+
+
+# --- Chromium ----------------------------------------------------------------------------------
+# Page and screenshot tests drive a real headless Chromium. Without one they skip, saying what to
+# install; with CAMPAIGN_REQUIRE_BROWSER=1 (as .ci/run sets) a missing Chromium fails them instead.
+REQUIRE_BROWSER = os.environ.get("CAMPAIGN_REQUIRE_BROWSER") == "1"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of the Chromium the browser tests run, or their skip (a failure when required)."""
+    try:
+        return find_chromium()
+    except BrowserError as exc:
+        missing = str(exc)
+    if REQUIRE_BROWSER:
+        pytest.fail(f"CAMPAIGN_REQUIRE_BROWSER=1 but {missing}", pytrace=False)
+    pytest.skip(missing)
+
+
+# For tests that need Chromium without using its path.
+needs_chromium = pytest.mark.usefixtures("chromium")
