@@ -14,13 +14,12 @@ import click
 from pipeline.cli.context import State, pass_state
 from pipeline.clock import human, parse_utc, utcnow
 from pipeline.content.build import build_campaign
-from pipeline.delivery.ledger import counts, pending
 from pipeline.delivery.sending import connection_factory
-from pipeline.delivery.sends import SendRow, all_sends
 from pipeline.errors import SendError
 from pipeline.settings.campaign import load_campaign
 from pipeline.timing.daemon import run_scheduler
-from pipeline.timing.recurring import series, start, stop
+from pipeline.timing.overview import overview
+from pipeline.timing.recurring import start, stop
 from pipeline.timing.schedule import schedule, unschedule
 from pipeline.timing.tick import DEFAULT_BUDGET, TickReport, tick
 
@@ -102,28 +101,8 @@ def list_campaigns(state: State, now: str | None) -> None:
     Example:
       campaign list
     """
-    ws = state.workspace
-    moment = _clock(now)()
-    with state.store.reading() as conn:
-        by_campaign: dict[str, list[SendRow]] = {}
-        for send in all_sends(conn):
-            by_campaign.setdefault(send.campaign, []).append(send)
-        for slug in ws.campaign_slugs():
-            settings = load_campaign(ws, slug)
-            running = series(conn, ws, settings) if settings.recurrence else None
-            latest = by_campaign.get(slug, [])[-1:] or [None]
-            send = latest[0]
-            if running is not None:
-                status, due = "recurring", running.recurrence.next_after(max(moment, running.last_occurrence or
-                                                                            running.started_at))
-            elif send is None:
-                status, due = "draft", None
-            else:
-                status = send.state
-                due = send.scheduled_at if send.state == "scheduled" else pending(conn, send.id)[1]
-            tally = counts(conn, send.id) if send is not None else {}
-            total = sum(tally.values())
-            click.echo(f"{slug}\t{status}\t{human(due)}\t{tally.get('sent', 0)}/{total}\t{settings.subject}")
+    for line in overview(state.store, state.workspace, _clock(now)()):
+        click.echo(f"{line.slug}\t{line.state}\t{human(line.due)}\t{line.sent}/{line.total}\t{line.subject}")
 
 
 def _print_tick(report: TickReport, quiet: bool) -> None:
@@ -168,7 +147,7 @@ def scheduler(state: State, once: bool, max_seconds: float, now: str | None) -> 
     messages in flight. Logs to stderr.
 
     \b
-    Example (see the README for a systemd unit):
+    Example (docs/scheduling.md has a systemd unit):
       campaign scheduler
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

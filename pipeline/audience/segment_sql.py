@@ -1,0 +1,376 @@
+"""Segment expressions: a safe subset of Python, parsed with `ast` and compiled to a SQL WHERE clause.
+
+No user value is ever put into SQL text: every literal becomes a bound parameter, and nothing is
+evaluated. The same expression gives the same subscribers on SQLite and PostgreSQL: absent
+values compare like Python's None (``city != "Portland"`` includes people with no city), text
+comparisons are exact, and e-mail comparisons ignore case.
+
+    "back-pain" in tags and city == "San Francisco"
+    signed_up >= days_ago(90) and not (birth_year < 1960 or "pregnant" in tags)
+    email.endswith("@example.com") or segment("new-patients")
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from pipeline.audience.subscribers import BUILTIN_FIELDS
+from pipeline.db.schema import subscriber_tags, subscribers
+from pipeline.errors import SegmentError
+
+FUNCTIONS = ("days_ago", "date", "segment")
+METHODS = ("startswith", "endswith")
+_TEXT = {"first_name": subscribers.c.first_name, "last_name": subscribers.c.last_name,
+         "timezone": subscribers.c.timezone, "status": subscribers.c.status}
+_NULLABLE = {"first_name", "last_name", "timezone"}
+_OPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+_FLIPPED: dict[type[ast.cmpop], type[ast.cmpop]] = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt,
+                                                    ast.GtE: ast.LtE, ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
+_SYMBOL = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+           ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+
+
+class _Compiler:
+    def __init__(self, source: str, name: str | None, dialect: str, saved: Mapping[str, str],
+                 fields: set[str], now: datetime, stack: tuple[str, ...]) -> None:
+        self.source = source.strip()
+        self.saved_name = name
+        self.dialect = dialect
+        self.saved = saved
+        self.fields = fields
+        self.now = now
+        self.stack = stack
+
+    # -- errors ------------------------------------------------------------------------------
+    def where(self) -> str:
+        return f"segment {self.saved_name!r}" if self.saved_name else "segment expression"
+
+    def fail(self, node: ast.AST | None, message: str) -> SegmentError:
+        where = self.where()
+        if node is not None and hasattr(node, "col_offset"):
+            lines = self.source.split("\n")
+            line = getattr(node, "lineno", 1)
+            text = lines[line - 1] if line <= len(lines) else ""
+            column = len(text.encode("utf-8")[: node.col_offset].decode("utf-8", errors="ignore")) + 1
+            where += f", line {line}, column {column}" if len(lines) > 1 else f", column {column}"
+        return SegmentError(f"{where}: {message}")
+
+    def known(self) -> str:
+        return ", ".join([*BUILTIN_FIELDS, *sorted(self.fields)])
+
+    # -- entry -------------------------------------------------------------------------------
+    def compile(self) -> sa.ColumnElement[bool]:
+        if not self.source:
+            raise SegmentError(f"{self.where()} is empty")
+        try:
+            tree = ast.parse(self.source, mode="eval")
+        except SyntaxError as exc:
+            line = f"line {exc.lineno}, " if "\n" in self.source else ""
+            raise SegmentError(f"{self.where()}, {line}column {exc.offset or 1}: invalid syntax ({exc.msg})") from None
+        result = self.node(tree.body)
+        if isinstance(result, bool):
+            return sa.true() if result else sa.false()
+        if not isinstance(result, sa.ColumnElement):
+            raise self.fail(tree.body, "a segment must be a condition, such as city == \"Portland\" "
+                                       "or \"back-pain\" in tags")
+        return result
+
+    # -- nodes -------------------------------------------------------------------------------
+    def node(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.BoolOp):
+            parts = [self.condition(v) for v in node.values]
+            return sa.and_(*parts) if isinstance(node.op, ast.And) else sa.or_(*parts)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.Not):
+                return sa.not_(self.condition(node.operand))
+            if isinstance(node.op, (ast.USub, ast.UAdd)):
+                value = self.node(node.operand)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    return -value if isinstance(node.op, ast.USub) else value
+            raise self.fail(node, "only numbers can be negative")
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, (str, int, float, bool)) or node.value is None:
+                return node.value
+            raise self.fail(node, f"{type(node.value).__name__} values are not allowed")
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            values = [self.node(e) for e in node.elts]
+            if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+                raise self.fail(node, "a list may hold only text and numbers")
+            return tuple(values)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.Attribute):
+            raise self.fail(node, "attribute access is not allowed (only .startswith() and .endswith() calls)")
+        kind = {ast.Lambda: "lambda", ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
+                ast.DictComp: "a comprehension", ast.GeneratorExp: "a generator", ast.Subscript: "indexing",
+                ast.BinOp: "arithmetic", ast.IfExp: "an if expression", ast.NamedExpr: "assignment",
+                ast.Dict: "a dictionary", ast.JoinedStr: "an f-string", ast.Await: "await",
+                ast.Starred: "unpacking"}.get(type(node), type(node).__name__)
+        raise self.fail(node, f"{kind} is not allowed in a segment expression")
+
+    def condition(self, node: ast.expr) -> sa.ColumnElement[bool]:
+        value = self.node(node)
+        if isinstance(value, bool):
+            return sa.true() if value else sa.false()
+        if not isinstance(value, sa.ColumnElement):
+            raise self.fail(node, "expected a condition here, such as status == \"subscribed\"")
+        return value
+
+    def name(self, node: ast.Name) -> Any:
+        if node.id.startswith("_"):
+            raise self.fail(node, f"{node.id!r} is not allowed: names starting with '_' are refused")
+        if node.id in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[node.id]
+        if node.id in BUILTIN_FIELDS or node.id in self.fields:
+            return Field(node.id)
+        raise self.fail(node, f"unknown field {node.id!r} (known: {self.known()})")
+
+    def call(self, node: ast.Call) -> Any:
+        if node.keywords:
+            raise self.fail(node, "keyword arguments are not allowed")
+        if isinstance(node.func, ast.Attribute):
+            return self.method(node)
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(node, "only days_ago(), date() and segment() can be called")
+        name = node.func.id
+        if name.startswith("_"):
+            raise self.fail(node.func, f"{name!r} is not allowed: names starting with '_' are refused")
+        if name not in FUNCTIONS:
+            raise self.fail(node.func, f"{name}() is not allowed (known functions: "
+                                       f"{', '.join(f + '()' for f in FUNCTIONS)})")
+        args = [self.node(a) for a in node.args]
+        if len(args) != 1:
+            raise self.fail(node, f"{name}() takes exactly one argument")
+        (arg,) = args
+        if name == "days_ago":
+            if not isinstance(arg, (int, float)) or isinstance(arg, bool) or arg < 0:
+                raise self.fail(node.args[0], "days_ago() takes a number of days, such as days_ago(90)")
+            return self.now - timedelta(days=arg)
+        if name == "date":
+            return self.parse_date(arg, node.args[0])
+        return self.saved_segment(arg, node.args[0])
+
+    def method(self, node: ast.Call) -> sa.ColumnElement[bool]:
+        assert isinstance(node.func, ast.Attribute)
+        method = node.func.attr
+        target = self.node(node.func.value)
+        if method.startswith("_") or method not in METHODS:
+            at = ast.Name(method, lineno=node.func.end_lineno, col_offset=(node.func.end_col_offset or 0) - len(method))
+            raise self.fail(at, f".{method}() is not allowed (only .startswith() and .endswith())")
+        if not isinstance(target, Field) or target.name in ("tags", "signed_up"):
+            raise self.fail(node.func.value, f".{method}() works on text fields such as email or city")
+        args = [self.node(a) for a in node.args]
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise self.fail(node, f".{method}() takes one piece of text")
+        column, needle = self.text(target, args[0], node)
+        return self.guard(target, self.affix(column, needle, method == "startswith"))
+
+    def saved_segment(self, name: Any, node: ast.expr) -> sa.ColumnElement[bool]:
+        if not isinstance(name, str) or name not in self.saved:
+            known = ", ".join(sorted(self.saved)) or "none saved in campaign.toml"
+            raise self.fail(node, f"no saved segment {name!r} (known: {known})")
+        if name in self.stack:
+            chain = " -> ".join([*self.stack, name])
+            raise self.fail(node, f"saved segments refer to each other in a loop: {chain}")
+        return _Compiler(self.saved[name], name, self.dialect, self.saved, self.fields, self.now,
+                         (*self.stack, name)).compile()
+
+    def parse_date(self, value: Any, node: ast.expr) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                try:
+                    parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+                except ValueError:
+                    raise self.fail(node, f"{value!r} is not a date like \"2026-03-01\"") from None
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+        raise self.fail(node, "expected a date like \"2026-03-01\" or days_ago(30)")
+
+    # -- comparisons -------------------------------------------------------------------------
+    def compare(self, node: ast.Compare) -> sa.ColumnElement[bool]:
+        parts = []
+        left_node = node.left
+        for op, right_node in zip(node.ops, node.comparators):
+            parts.append(self.pair(node, left_node, op, right_node))
+            left_node = right_node
+        return parts[0] if len(parts) == 1 else sa.and_(*parts)
+
+    def pair(self, node: ast.Compare, left_node: ast.expr, op: ast.cmpop, right_node: ast.expr) -> Any:
+        left, right = self.node(left_node), self.node(right_node)
+        symbol = _SYMBOL.get(type(op), "?")
+        if isinstance(op, (ast.In, ast.NotIn)):
+            clause = self.membership(node, left, right, left_node, right_node)
+            return sa.not_(clause) if isinstance(op, ast.NotIn) else clause
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            if right is not None:
+                raise self.fail(right_node, "'is' only compares with None")
+            op = ast.Eq() if isinstance(op, ast.Is) else ast.NotEq()
+        if isinstance(right, Field) and not isinstance(left, Field):
+            left, right, left_node = right, left, right_node
+            op = _FLIPPED[type(op)]()
+        if not isinstance(left, Field):
+            raise self.fail(node, f"'{symbol}' needs a field on one side, such as city == \"Portland\"")
+        if isinstance(right, Field):
+            raise self.fail(node, "comparing two fields is not supported")
+        if isinstance(right, (sa.ColumnElement, tuple)):
+            raise self.fail(right_node, f"cannot compare {left.name} {symbol} this value")
+        return self.field_compare(left, op, right, left_node, right_node)
+
+    def field_compare(self, target: Field, op: ast.cmpop, value: Any, node: ast.expr,
+                      value_node: ast.expr) -> sa.ColumnElement[bool]:
+        fn = _OPS[type(op)]
+        name = target.name
+        if name == "tags":
+            raise self.fail(node, "tags only works with 'in' and 'not in', such as \"back-pain\" in tags")
+        if value is None:
+            if type(op) not in (ast.Eq, ast.NotEq):
+                raise self.fail(value_node, "None can only be compared with == or !=")
+            present = self.present(target, node)
+            return sa.not_(present) if isinstance(op, ast.Eq) else present
+        if name == "signed_up":
+            when = self.parse_date(value, value_node) if not isinstance(value, datetime) else value
+            return fn(subscribers.c.signed_up, when)
+        if isinstance(value, datetime):
+            raise self.fail(value_node, f"{name} is not a date; only signed_up compares with dates")
+        if isinstance(value, bool):
+            if name not in self.fields or type(op) not in (ast.Eq, ast.NotEq):
+                raise self.fail(value_node, "True and False compare only with custom fields, using == or !=")
+            clause = self.json_bool(name, value)
+            return clause if isinstance(op, ast.Eq) else sa.not_(clause)
+        if isinstance(value, (int, float)):
+            if name not in self.fields:
+                raise self.fail(value_node, f"{name} holds text; compare it with text in quotes")
+            return self.guard(target, fn(self.json_number(name), value))
+        column, text = self.text(target, value, value_node)
+        if isinstance(op, ast.NotEq):
+            return sa.not_(self.guard(target, column == text))
+        return self.guard(target, fn(column, text))
+
+    def membership(self, node: ast.Compare, left: Any, right: Any, left_node: ast.expr,
+                   right_node: ast.expr) -> sa.ColumnElement[bool]:
+        if isinstance(right, Field) and right.name == "tags":
+            if not isinstance(left, str):
+                raise self.fail(left_node, "put a tag in quotes before 'in tags', such as \"back-pain\" in tags")
+            tagged = sa.select(subscriber_tags.c.subscriber_id).where(subscriber_tags.c.tag == left)
+            return subscribers.c.id.in_(tagged)
+        if isinstance(right, Field):
+            if not isinstance(left, str):
+                raise self.fail(left_node, f"'in {right.name}' looks for text inside it; put the text in quotes")
+            if right.name == "signed_up":
+                raise self.fail(right_node, "signed_up is a date; compare it with >= or <")
+            column, needle = self.text(right, left, left_node)
+            return self.guard(right, self.contains(column, needle))
+        if isinstance(left, Field) and isinstance(right, tuple):
+            if left.name in ("tags", "signed_up"):
+                raise self.fail(left_node, f"{left.name} cannot be looked up in a list")
+            if all(isinstance(v, str) for v in right):
+                if left.name in self.fields:
+                    return self.guard(left, self.json_text(left.name).in_(right))
+                column = subscribers.c.email_key if left.name == "email" else _TEXT[left.name]
+                values = [v.lower() for v in right] if left.name == "email" else list(right)
+                return self.guard(left, column.in_(values))
+            if left.name in self.fields and all(isinstance(v, (int, float)) for v in right):
+                return self.guard(left, self.json_number(left.name).in_(right))
+            raise self.fail(right_node, "a list must hold only text or only numbers")
+        raise self.fail(node, "'in' works as \"tag\" in tags, \"text\" in field, or field in [\"a\", \"b\"]")
+
+    # -- SQL building blocks -----------------------------------------------------------------
+    def text(self, target: Field, value: Any, node: ast.expr) -> tuple[sa.ColumnElement[Any], str]:
+        if not isinstance(value, str):
+            raise self.fail(node, f"{target.name} holds text; compare it with text in quotes")
+        if target.name == "email":
+            return subscribers.c.email_key, value.lower()
+        if target.name in _TEXT:
+            return _TEXT[target.name], value
+        if target.name in ("tags", "signed_up"):
+            raise self.fail(node, f"{target.name} cannot be compared with text")
+        return self.json_text(target.name), value
+
+    def guard(self, target: Field, clause: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+        """An absent value makes a comparison false, never NULL, so `not` behaves as in Python."""
+        if target.name in _NULLABLE or target.name in self.fields:
+            return sa.func.coalesce(clause, sa.false())
+        return clause
+
+    def present(self, target: Field, node: ast.expr) -> sa.ColumnElement[bool]:
+        if target.name in _NULLABLE:
+            return _TEXT[target.name].is_not(None)
+        if target.name in self.fields:
+            return self.json_text(target.name).is_not(None)
+        raise self.fail(node, f"{target.name} always has a value")
+
+    def path(self, name: str) -> sa.BindParameter[str]:
+        return sa.bindparam(None, f'$."{name}"', type_=sa.String) if self.dialect == "sqlite" else \
+            sa.bindparam(None, name, type_=sa.String)
+
+    def json_text(self, name: str) -> sa.ColumnElement[Any]:
+        fields = subscribers.c.fields
+        if self.dialect == "sqlite":
+            kind = sa.func.json_type(fields, self.path(name))
+            return sa.case((kind == "true", "true"), (kind == "false", "false"),
+                           else_=sa.cast(sa.func.json_extract(fields, self.path(name)), sa.Text))
+        return fields.op("->>")(self.path(name))
+
+    def json_number(self, name: str) -> sa.ColumnElement[Any]:
+        fields = subscribers.c.fields
+        if self.dialect == "sqlite":
+            return sa.case((sa.func.json_type(fields, self.path(name)).in_(["integer", "real"]),
+                            sa.func.json_extract(fields, self.path(name))))
+        return sa.case((sa.func.jsonb_typeof(fields.op("->")(self.path(name))) == "number",
+                        sa.cast(fields.op("->>")(self.path(name)), sa.Numeric)))
+
+    def json_bool(self, name: str, value: bool) -> sa.ColumnElement[bool]:
+        fields = subscribers.c.fields
+        word = "true" if value else "false"
+        if self.dialect == "sqlite":
+            return sa.func.coalesce(sa.func.json_type(fields, self.path(name)) == word, sa.false())
+        return sa.func.coalesce(sa.and_(sa.func.jsonb_typeof(fields.op("->")(self.path(name))) == "boolean",
+                                        fields.op("->>")(self.path(name)) == word), sa.false())
+
+    def contains(self, column: sa.ColumnElement[Any], needle: str) -> sa.ColumnElement[bool]:
+        function = sa.func.instr if self.dialect == "sqlite" else sa.func.strpos
+        return function(column, needle) > 0
+
+    def affix(self, column: sa.ColumnElement[Any], needle: str, start: bool) -> sa.ColumnElement[bool]:
+        size = len(needle)
+        if size == 0:
+            return column.is_not(None)
+        if start:
+            return sa.func.substr(column, 1, size) == needle
+        if self.dialect == "sqlite":
+            return sa.func.substr(column, -size) == needle
+        return sa.func.right(column, size) == needle
+
+
+def compile_segment(expression: str, *, dialect: str, saved: Mapping[str, str] | None = None,
+                    fields: Iterable[str] = (), now: datetime | None = None,
+                    name: str | None = None) -> sa.ColumnElement[bool]:
+    """The WHERE clause for an expression (without the subscribed-only rule; see Segment).
+
+    `name` is the saved segment's name when the expression is one, for messages and loops.
+    """
+    compiler = _Compiler(expression, name, dialect, saved or {}, set(fields), now or datetime.now(UTC),
+                         (name,) if name else ())
+    return compiler.compile()
