@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline.errors import FileError
 
 
 def _umask() -> int:
@@ -16,29 +19,62 @@ def _umask() -> int:
     return mask
 
 
+def cannot(action: str, path: Path, exc: OSError) -> FileError:
+    """The one-line error for a file or folder the user named: what failed, where, and why."""
+    return FileError(f"cannot {action}: {exc.strerror or exc}", where=path)
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file beside path, then rename it over path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write to a temporary file beside path, then rename it over path; a failure (a full disk,
+    a folder that cannot be written) leaves path as it was and is a FileError naming it."""
+    write_all_atomic({path: data})
+
+
+def write_all_atomic(files: Mapping[Path, str | bytes]) -> None:
+    """Write several files so that none is replaced unless all were written: each goes to a
+    temporary file beside it first, and only then are they renamed into place."""
+    staged: list[tuple[Path, str]] = []
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for path, data in files.items():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            except FileExistsError:  # something on the way is a file, not a folder
+                raise FileError(f"cannot write: {os.strerror(errno.ENOTDIR)}", where=path) from None
+            except OSError as exc:
+                raise cannot("write", path, exc) from None
+            staged.append((path, tmp))
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+                os.chmod(tmp, 0o666 & ~_umask())
+            except OSError as exc:
+                raise cannot("write", path, exc) from None
+        for path, tmp in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise cannot("write", path, exc) from None
+    finally:
+        for _, tmp in staged:
+            Path(tmp).unlink(missing_ok=True)
 
 
 @contextmanager
 def staged_directory(target: Path) -> Iterator[Path]:
     """A scratch directory beside target that becomes target only if the block finishes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise cannot("create", target, exc) from None
     try:
         yield scratch
         os.chmod(scratch, 0o777 & ~_umask())
         os.replace(scratch, target)  # atomic; also replaces an empty directory
+    except OSError as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise cannot("create", target, exc) from None
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.context import State, pass_state
-from pipeline.content.build import build_campaign, write_outputs, write_personal_copy
+from pipeline.content.build import build_campaign, write_outputs
 from pipeline.content.lint import Finding
 from pipeline.delivery.personalise import personal_copy
 from pipeline.errors import LintFailed
@@ -79,10 +79,7 @@ def render(state: State, slug: str, out: Path | None, as_: str | None, strict: b
     build = build_campaign(ws, slug)
     out = out or ws.root / "out"
     copy = personal_copy(state.store, ws, build, as_) if as_ else None
-    paths = write_outputs(build, out)
-    if copy is not None:
-        paths += write_personal_copy(build, out, copy.html, copy.text)
-    for path in paths:
+    for path in write_outputs(build, out, (copy.html, copy.text) if copy else None):
         click.echo(str(path))
     _report(build.findings, strict, err=True)
 

@@ -15,7 +15,7 @@ from pipeline.content.lint import Finding, errors, lint
 from pipeline.content.models import Article
 from pipeline.content.render import Rendered, Renderer
 from pipeline.errors import LintFailed
-from pipeline.files import write_atomic
+from pipeline.files import write_all_atomic
 from pipeline.settings.campaign import CampaignSettings, load_campaign
 from pipeline.settings.workspace import Workspace
 
@@ -77,21 +77,13 @@ def output_dir(out: Path, slug: str) -> Path:
     return out / slug
 
 
-def write_outputs(built: Build, out: Path) -> list[Path]:
-    """out/SLUG/email.mjml, email.html, email.txt; each file replaced whole or not at all."""
+def write_outputs(built: Build, out: Path, personal: tuple[str, str] | None = None) -> list[Path]:
+    """out/SLUG/email.mjml, email.html, email.txt, and with `personal` (one recipient's HTML and
+    text) personal.html and personal.txt: all replaced, or none."""
     target = output_dir(out, built.settings.slug)
-    files = {"email.mjml": built.rendered.mjml, "email.html": built.rendered.html, "email.txt": built.rendered.text}
-    paths = []
-    for name, content in files.items():
-        write_atomic(target / name, content)
-        paths.append(target / name)
-    return paths
-
-
-def write_personal_copy(built: Build, out: Path, html: str, text: str) -> list[Path]:
-    """out/SLUG/personal.html and personal.txt: one recipient's copy, as it would be sent."""
-    target = output_dir(out, built.settings.slug)
-    paths = [target / "personal.html", target / "personal.txt"]
-    write_atomic(paths[0], html)
-    write_atomic(paths[1], text)
-    return paths
+    files: dict[Path, str] = {target / "email.mjml": built.rendered.mjml, target / "email.html": built.rendered.html,
+                              target / "email.txt": built.rendered.text}
+    if personal is not None:
+        files[target / "personal.html"], files[target / "personal.txt"] = personal
+    write_all_atomic(files)
+    return list(files)

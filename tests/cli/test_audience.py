@@ -92,3 +92,13 @@ def test_errors_are_one_line(audience: Campaign, tmp_path: Path) -> None:
         "campaign: error: no subscriber 'zed@example.com'\n")
     assert audience("subscribers", "add", "x@example.com", "--field", "oops").stderr == (
         "campaign: error: --field 'oops' must look like name=value\n")
+
+
+def test_files_that_cannot_be_read_or_written_are_one_line_errors(campaign: Campaign, tmp_path: Path) -> None:
+    unreadable = campaign("subscribers", "import", "/proc/self/mem")
+    assert (unreadable.exit_code, unreadable.stderr) == (
+        1, "campaign: error: /proc/self/mem: cannot be read: Input/output error\n")
+    unwritable = campaign("subscribers", "export", "-o", "/proc/nope/x.csv")
+    assert (unwritable.exit_code, unwritable.stderr) == (
+        1, "campaign: error: /proc/nope/x.csv: cannot write: No such file or directory\n")
+    assert campaign("subscribers", "count").stdout.startswith("subscribed\t0\n")  # nothing was imported

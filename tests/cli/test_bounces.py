@@ -8,7 +8,14 @@ import pytest
 
 from pipeline.db.engine import Store
 from tests.conftest import Campaign, edit
-from tests.delivery.test_bounces import MAILDIR, PROVIDER_CSV, SECRET, dsn, our_id, populate
+from tests.delivery.test_bounces import (
+    MAILDIR,
+    PROVIDER_CSV,
+    SECRET,
+    dsn,
+    our_id,
+    populate,
+)
 
 
 @pytest.fixture

@@ -227,3 +227,9 @@ def test_render_as_a_real_subscriber(campaign: Campaign) -> None:
     assert link is not None and f"Unsubscribe: {link.group(1)}" in text
     unknown = campaign("render", "back-pain", "--as", "nobody@example.com")
     assert (unknown.exit_code, unknown.stderr) == (1, "campaign: error: no subscriber 'nobody@example.com'\n")
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_and_writes_nothing(campaign: Campaign) -> None:
+    result = campaign("render", "back-pain", "--out", "/proc/x")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "campaign: error: /proc/x/back-pain/email.mjml: cannot write: No such file or directory\n"

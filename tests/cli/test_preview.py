@@ -202,3 +202,11 @@ def test_preview_render_as_test_send_and_send_give_a_reader_the_same_copy(campai
     assert previewed == sent
     assert rendered == sent
     assert tested == sent
+
+
+@needs_chromium
+def test_a_screenshot_path_that_cannot_be_written_is_one_line(campaign: Campaign) -> None:
+    result = campaign("preview", "back-pain", "--screenshot", "/proc/x.png")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith("campaign: error: /proc/x.png: cannot write: ")
+    assert result.stderr.count("\n") == 1

@@ -9,8 +9,8 @@ import time
 
 from tests.cli.test_sending import people
 from tests.conftest import Campaign, edit
-from tests.smtp_server import SmtpTestServer
 from tests.delivery.test_send_safety import assert_exactly_once, states
+from tests.smtp_server import SmtpTestServer
 
 NOW = "2026-11-23T12:00:00Z"
 DUE = "2026-12-01T17:00:00Z"  # 09:00 in Los Angeles, campaign.toml's zone

@@ -157,18 +157,20 @@ def _looks_binary(head: bytes) -> bool:
 def _open(path: Path) -> BinaryIO:
     try:
         raw = path.open("rb")
+        head = raw.read(8192)
+        raw.seek(0)
     except FileNotFoundError:
         raise ImportFailed("no such file", where=path) from None
     except IsADirectoryError:
         raise ImportFailed("is a directory, not a CSV file", where=path) from None
-    head = raw.read(8192)
+    except OSError as exc:
+        raise ImportFailed(f"cannot be read: {exc.strerror or exc}", where=path) from None
     if not head.strip():
         raw.close()
         raise ImportFailed("is empty", where=path)
     if _looks_binary(head):
         raw.close()
         raise ImportFailed("is a binary file, not CSV text", where=path)
-    raw.seek(0)
     return raw
 
 
