@@ -19,7 +19,7 @@ import feedparser
 from pipeline.content.models import Article, Image, Paragraph, group_sections, plain
 from pipeline.content.readers import EXTENSIONS, read_article
 from pipeline.content.readers.common import squash
-from pipeline.content.readers.html import fragment_blocks
+from pipeline.content.readers.html_blocks import fragment_blocks
 from pipeline.errors import SourceError
 
 FETCH_TIMEOUT = 30

@@ -23,7 +23,7 @@ from pipeline.content.models import (
     group_sections,
 )
 from pipeline.content.readers.common import clean, linkify, parse_date, squash
-from pipeline.content.readers.html import fragment_blocks
+from pipeline.content.readers.html_blocks import fragment_blocks
 from pipeline.errors import ArticleError
 
 _MD = MarkdownIt("commonmark")
