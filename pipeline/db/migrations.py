@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import CreateTable
 
 from pipeline.db.schema import (
     bounces,
@@ -18,7 +19,9 @@ from pipeline.db.schema import (
     recurrences,
     schema_version,
     send_content,
+    send_events,
     sends,
+    signed_up_index,
     subscriber_events,
     subscriber_tags,
     subscribers,
@@ -51,8 +54,30 @@ def _v5(conn: Connection) -> None:
     queued_index.create(conn, checkfirst=True)
 
 
+def _v6(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[send_events])
+
+
+def _v7(conn: Connection) -> None:
+    """SQLite gives the highest id again once its row is deleted; AUTOINCREMENT never does, but it
+    can only be had by building the table anew (foreign keys are off for the upgrade, see below)."""
+    if conn.dialect.name != "sqlite":
+        return
+    made = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'").scalar()
+    if made is None or "AUTOINCREMENT" in str(made).upper():
+        return
+    create = str(CreateTable(subscribers).compile(dialect=conn.dialect)).strip()
+    assert create.startswith("CREATE TABLE subscribers ")
+    conn.exec_driver_sql(create.replace("CREATE TABLE subscribers ", "CREATE TABLE subscribers_rebuilt ", 1))
+    names = ", ".join(c.name for c in subscribers.columns)
+    conn.exec_driver_sql(f"INSERT INTO subscribers_rebuilt ({names}) SELECT {names} FROM subscribers")
+    conn.exec_driver_sql("DROP TABLE subscribers")
+    conn.exec_driver_sql("ALTER TABLE subscribers_rebuilt RENAME TO subscribers")
+    signed_up_index.create(conn)
+
+
 # One function per schema version, applied in order; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -67,8 +92,12 @@ def is_current(conn: Connection) -> bool:
 
 
 def upgrade(engine: Engine) -> int:
-    """Bring the schema to SCHEMA_VERSION; returns the version found before."""
-    with writing(engine) as conn:
+    """Bring the schema to SCHEMA_VERSION; returns the version found before.
+
+    On SQLite, foreign keys are off while it runs (a table rebuilt must not cascade its drop into
+    the tables that refer to it), and checked before the upgrade commits.
+    """
+    with writing(engine, foreign_keys=False) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243001)"))  # one upgrader at a time
         found = current_version(conn)
@@ -84,4 +113,6 @@ def upgrade(engine: Engine) -> int:
         if found != SCHEMA_VERSION:
             conn.execute(schema_version.delete())
             conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+        if conn.dialect.name == "sqlite" and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+            raise StoreError("the upgrade would break references between tables; nothing was changed")
         return found

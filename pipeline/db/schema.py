@@ -55,6 +55,9 @@ subscribers = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="subscribers_status"),
+    # An id is never given twice, not even after the highest one is erased: links and Message-IDs
+    # in mail already sent name subscribers by id (PostgreSQL's sequences never reuse one anyway).
+    sqlite_autoincrement=True,
 )
 # Date-range segments read this index alone. Status is second on purpose: led by status, SQLite
 # would scan it for every segment instead of looking rows up from a tag's short list.
@@ -190,8 +193,8 @@ digest_articles = sa.Table(
     sa.UniqueConstraint("campaign", "article_key", name="digest_articles_campaign_key"),
 )
 
-# What an occurrence of a recurring campaign says, fixed when it is made: the feed may change
-# before every recipient's copy has gone out.
+# What a send says, fixed in the transaction that fixes its recipients (delivery.frozen): the
+# folder or the feed may change before every recipient's copy has gone out.
 send_content = sa.Table(
     "send_content", metadata,
     sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True),
@@ -200,3 +203,15 @@ send_content = sa.Table(
     sa.Column("html", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
 )
+
+
+# What happened to a send and when: started, paused, resumed, reopened for a retry, finished.
+send_events = sa.Table(
+    "send_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("send_events_send", send_events.c.send_id)

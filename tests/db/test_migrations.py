@@ -89,3 +89,37 @@ def test_version_5_replaces_the_claim_index_with_a_partial_one(db_url: str, monk
         names = {index["name"] for index in sa.inspect(conn).get_indexes("deliveries")}
     upgraded.close()
     assert "deliveries_due" in names and "deliveries_claim" not in names
+
+
+def test_version_7_never_gives_an_erased_subscribers_id_again(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.audience.subscribers import Changes, add, erase, find
+    from pipeline.db.schema import subscriber_tags, subscribers
+
+    with monkeypatch.context() as patch:  # a database made before version 7: plain rowids on SQLite
+        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:6])
+        patch.setattr(store_module, "SCHEMA_VERSION", 6)
+        patch.setitem(subscribers.dialect_options["sqlite"], "autoincrement", False)
+        old = Store(db_url)
+        with old.transaction() as conn:
+            for name in ("ana", "ben"):
+                add(conn, f"{name}@example.com", Changes(first_name=name.title(), tags={"back-pain"}), "test")
+        old.close()
+    store = Store(db_url)
+    with store.transaction() as conn:
+        if conn.dialect.name == "sqlite":
+            made = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'subscribers'").scalar()
+            assert "AUTOINCREMENT" in made
+        assert [(s.email, s.first_name, s.tags) for s in map(lambda a: find(conn, a), ("ana@example.com",
+                "ben@example.com"))] == [("ana@example.com", "Ana", ("back-pain",)), ("ben@example.com", "Ben",
+                                                                                     ("back-pain",))]
+        cleo, _ = add(conn, "cleo@example.com", Changes(tags={"sleep"}), "test")
+        erase(conn, "cleo@example.com", "test")
+        dan, _ = add(conn, "dan@example.com", Changes(), "test")
+        assert dan.id > cleo.id  # the erased reader's id (the highest) is not given again
+        # Foreign keys still hold and still cascade after the rebuild.
+        assert conn.execute(sa.select(sa.func.count()).select_from(subscriber_tags).where(
+            subscriber_tags.c.subscriber_id == cleo.id)).scalar() == 0
+    with pytest.raises(sa.exc.IntegrityError):
+        with store.transaction() as conn:
+            conn.execute(subscriber_tags.insert().values(tag="x", subscriber_id=9999))
+    store.close()

@@ -250,6 +250,23 @@ def test_an_erased_readers_links_answer_without_an_address(site: Site) -> None:
     assert [kind for kind, _, _ in site.events()] == ["subscribed", "erased"]
 
 
+def test_an_erased_readers_links_never_reach_whoever_has_their_id_now(site: Site) -> None:
+    with site.store.transaction() as conn:
+        erase(conn, ANA, "cli")
+        ben, _ = add(conn, "ben@example.com", Changes(first_name="Ben"), "cli")
+    # Ana's own link, and a link for Ben's id made for Ana (as if her id had been given to him).
+    for token in (site.token(1), site.token(ben.id)):
+        for reply in (fetch(site.preferences_url(token)), post_form(site.unsubscribe_url(token), [("confirm", "yes")]),
+                      fetch(site.unsubscribe_url(token), "POST", b"List-Unsubscribe=One-Click",
+                            "application/x-www-form-urlencoded"),
+                      post_form(site.preferences_url(token), [("topic", "sleep")])):
+            assert_private_page(reply, 200)
+            assert "<h1>You are unsubscribed</h1>" in reply.text
+            assert "ben@" not in reply.text and "Ben" not in reply.text
+    assert site.subscriber("ben@example.com") == ("subscribed", ())
+    assert "ben@example.com" in fetch(site.preferences_url(site.token(ben.id, email="ben@example.com"))).text
+
+
 def test_preferences_show_the_topics_with_the_readers_choices(site: Site) -> None:
     reply = fetch(site.preferences_url(site.token()))
     assert_private_page(reply, 200)
