@@ -19,6 +19,17 @@ def _umask() -> int:
     return mask
 
 
+def within(root: Path, path: Path) -> Path | None:
+    """path with symlinks resolved, if it lies inside root (also resolved); None if it escapes.
+
+    What a campaign folder names (articles, templates and what they include, a digest's folder)
+    is read into mail that goes to every reader: a folder reviewed in a pull request must not be
+    able to pull /etc/passwd or a file behind a symlink into it.
+    """
+    resolved = path.resolve()
+    return resolved if resolved.is_relative_to(root.resolve()) else None
+
+
 def cannot(action: str, path: Path, exc: OSError) -> FileError:
     """The one-line error for a file or folder the user named: what failed, where, and why."""
     return FileError(f"cannot {action}: {exc.strerror or exc}", where=path)

@@ -31,7 +31,8 @@ from pipeline.content.models import (
     Quote,
     Span,
 )
-from pipeline.errors import NotFoundError, TemplateError
+from pipeline.errors import CampaignError, NotFoundError, TemplateError
+from pipeline.files import within
 from pipeline.settings.workspace import Workspace
 
 # Each template's output is wrapped in these marks so a line of generated MJML can be traced
@@ -41,8 +42,17 @@ TEXT_WIDTH = 76
 
 
 class _MarkingLoader(jinja2.FileSystemLoader):
+    """The workspace's templates, marked so MJML errors can name the template that wrote a line."""
+
+    def __init__(self, directory: str, root: Path) -> None:
+        super().__init__(directory)
+        self.root = root
+
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
         source, filename, uptodate = super().get_source(environment, template)
+        # Jinja refuses "../" in names but follows symlinks: one to /etc/passwd would be mailed out.
+        if within(self.root, Path(filename)) is None:
+            raise TemplateError("is a link to a file outside the workspace", where=f"templates/{template}")
         if template.endswith(".mjml.j2"):
             source = f"\x1e>{template}\x1e{source}\x1e<\x1e"
         return source, filename, uptodate
@@ -177,7 +187,7 @@ class Renderer:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.dir = workspace.templates_dir
-        loader = _MarkingLoader(str(self.dir))
+        loader = _MarkingLoader(str(self.dir), workspace.root)
         common = dict(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True)
         self.mjml_env = jinja2.Environment(autoescape=True, **common)  # type: ignore[arg-type]
@@ -227,6 +237,8 @@ class Renderer:
             raise TemplateError(exc.message or "syntax error", where=f"{self._path(exc.name or name)}:{exc.lineno}") from None
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"includes {exc.name!r}, which does not exist", where=self._path(name)) from None
+        except CampaignError:
+            raise  # already says where (a template linked outside the workspace)
         except Exception as exc:  # a user's template can fail in any way; say where
             raise TemplateError(str(exc) or type(exc).__name__,
                                 where=_template_frame(exc, self.dir) or self._path(name)) from None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConfigError, NotFoundError
+from pipeline.files import within
 from pipeline.settings.tables import SETTINGS_NAME, SLUG, Table, read_toml
 from pipeline.settings.workspace import Workspace
 
@@ -55,6 +56,14 @@ def check_slug(slug: str) -> str:
     return slug
 
 
+def _inside(workspace: Workspace, path: Path, where: str) -> Path:
+    """A file the campaign names, refused unless it is in the workspace once symlinks are followed."""
+    if within(workspace.root, path) is None:
+        raise ConfigError(f"{str(path)!r} is outside the workspace {workspace.root}; copy it into the campaign's "
+                          "folder (campaign new does)", where=where)
+    return path
+
+
 def load_campaign(workspace: Workspace, slug: str) -> CampaignSettings:
     """Read campaigns/SLUG/settings.toml; an unknown campaign names the ones that exist."""
     check_slug(slug)
@@ -93,7 +102,7 @@ def load_campaign(workspace: Workspace, slug: str) -> CampaignSettings:
         directory=directory,
         subject=table.text("subject", required=True) or "",
         preheader=table.text("preheader"),
-        articles=tuple(directory / a for a in articles),
+        articles=tuple(_inside(workspace, directory / a, table.where("articles")) for a in articles),
         template=template,
         segment=table.text("segment", one_line=False),
         cta=cta,
@@ -101,7 +110,8 @@ def load_campaign(workspace: Workspace, slug: str) -> CampaignSettings:
         read_more=table.text("read_more", CampaignSettings.read_more) or CampaignSettings.read_more,
         intro=table.text("intro", one_line=False),
         recurrence=recurrence,
-        source=source,
+        source=source if source is None or re.match(r"^https?://", source) else
+        str(_inside(workspace, directory / source, table.where("source"))),
         timezone=table.text("timezone"),
         max_articles=max_articles,
     )

@@ -10,7 +10,7 @@ from pipeline.audience.recipients import Recipient, sample_recipient
 from pipeline.audience.tokens import Tokens
 from pipeline.content.build import build_campaign
 from pipeline.delivery.personalise import Personaliser
-from pipeline.errors import NotFoundError, TemplateError
+from pipeline.errors import ConfigError, NotFoundError, TemplateError
 from pipeline.settings.scaffold import new_campaign
 from pipeline.settings.workspace import Workspace, load_workspace
 from tests.conftest import edit
@@ -133,3 +133,25 @@ def test_unknown_template_lists_the_known_ones(workspace_dir: Path) -> None:
     settings.write_text(settings.read_text().replace('template = "newsletter"', 'template = "fancy"'))
     with pytest.raises(NotFoundError, match=r"no template 'fancy\.mjml\.j2' in .*templates \(known: digest, newsletter\)$"):
         build_campaign(load_workspace(workspace_dir), "back-pain")
+
+
+@pytest.mark.parametrize("named", ["/etc/passwd", "../../../../../../../../etc/passwd", "link.md"])
+def test_articles_outside_the_workspace_are_refused_naming_the_setting(workspace_dir: Path, named: str) -> None:
+    folder = workspace_dir / "campaigns" / "back-pain"
+    (folder / "link.md").symlink_to("/etc/passwd")
+    settings = folder / "settings.toml"
+    settings.write_text(settings.read_text().replace('articles = ["article.md"]', f"articles = [{named!r}]"))
+    with pytest.raises(ConfigError) as caught:
+        build_campaign(load_workspace(workspace_dir), "back-pain")
+    assert str(caught.value).startswith(f"{settings}: articles: '{folder / named}' is outside the workspace")
+
+
+def test_a_template_linked_outside_the_workspace_is_refused(workspace_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.mjml.j2"
+    outside.write_text("<mj-text>secret</mj-text>")
+    footer = workspace_dir / "templates" / "partials" / "footer.mjml.j2"
+    footer.unlink()
+    footer.symlink_to(outside)
+    with pytest.raises(TemplateError) as caught:
+        build_campaign(load_workspace(workspace_dir), "back-pain")
+    assert str(caught.value) == "templates/partials/footer.mjml.j2: is a link to a file outside the workspace"

@@ -308,8 +308,8 @@ def test_files_the_email_is_not_made_from_do_not_rebuild(workspace: Workspace) -
         assert served.next_version()["version"] == 2
 
 
-def test_an_article_moved_to_another_folder_is_watched_there(workspace: Workspace, tmp_path: Path) -> None:
-    moved = tmp_path / "shared" / "back-pain.md"
+def test_an_article_moved_to_another_folder_is_watched_there(workspace: Workspace) -> None:
+    moved = workspace.root / "shared" / "back-pain.md"  # another folder of the workspace
     moved.parent.mkdir()
     moved.write_text((workspace.root / ARTICLE).read_text(encoding="utf-8"), encoding="utf-8")
     with live(workspace) as served:
