@@ -1,6 +1,8 @@
 """A real SMTP server on 127.0.0.1 for tests: aiosmtpd in a thread, told how to misbehave.
 
-aiosmtpd's Controller cannot bind port 0, so the server is made with loop.create_server.
+aiosmtpd's Controller cannot bind port 0, so the server is made with loop.create_server. It can
+also listen on another address (::1), offer STARTTLS (and then require it) or speak TLS from the
+first byte like an smtps server, and take logins (certificates for it: tests/tls_server.py).
 """
 
 from __future__ import annotations
@@ -8,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 @dataclass
@@ -96,7 +99,15 @@ class _Handler:
 
 
 class SmtpTestServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None, implicit_tls: bool = False,
+                 logins: dict[str, str] | None = None) -> None:
+        """`tls` with implicit_tls: TLS from the first byte (smtps); without: STARTTLS, required.
+        `logins`: user -> password it accepts; AUTH is offered only over TLS, as servers do."""
+        self.host = host
+        self.tls = tls
+        self.implicit_tls = implicit_tls and tls is not None
+        self.logins = logins
+        self.logged_in: list[str] = []
         self.behaviour = Behaviour()
         self.received: list[Received] = []
         self.rcpt_attempts: Counter[str] = Counter()
@@ -109,19 +120,35 @@ class SmtpTestServer:
     def start(self) -> SmtpTestServer:
         self.thread.start()
         handler = _Handler(self)
+        starttls = self.tls if not self.implicit_tls else None
+        options: dict[str, Any] = {"tls_context": starttls, "require_starttls": starttls is not None}
+        if self.logins is not None:
+            # aiosmtpd knows only its own STARTTLS; behind implicit TLS it must be told AUTH is safe.
+            options.update(authenticator=self._authenticate, auth_require_tls=not self.implicit_tls)
 
         async def create() -> Any:
             return await self.loop.create_server(
-                lambda: SMTP(handler, enable_SMTPUTF8=True, decode_data=False, hostname="test.smtp"),
-                "127.0.0.1", 0)
+                lambda: SMTP(handler, enable_SMTPUTF8=True, decode_data=False, hostname="test.smtp", **options),
+                self.host, 0, ssl=self.tls if self.implicit_tls else None)
 
         self.server = asyncio.run_coroutine_threadsafe(create(), self.loop).result(10)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        assert self.logins is not None
+        if isinstance(auth_data, LoginPassword):
+            user, password = auth_data.login.decode(), auth_data.password.decode()
+            if self.logins.get(user) == password:
+                self.logged_in.append(user)
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'smtps' if self.implicit_tls else 'smtp'}://{host}:{self.port}"
 
     def recipients(self) -> Counter[str]:
         """How many messages each address got."""

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from pipeline.db.migrations import is_current, upgrade
 from pipeline.db.transactions import writing
 from pipeline.errors import StoreError
+from pipeline.redact import redact_url
 
 DB_NAME = "campaign.db"
 
@@ -48,20 +49,12 @@ def create_engine(url: str) -> Engine:
         if backend not in ("sqlite", "postgresql"):
             raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
         engine = sa.create_engine(url)
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise StoreError(f"cannot use database URL {_safe(url)!r}: {exc}") from None
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:  # ValueError: a bad port
+        raise StoreError(redact_url(f"cannot use database URL {url!r}: {exc}")) from None
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 class Store:
@@ -77,7 +70,8 @@ class Store:
             if not current:
                 upgrade(self.engine)
         except OperationalError as exc:
-            raise StoreError(f"cannot open database {_safe(url)}: {exc.orig}") from None
+            reason = " ".join(str(exc.orig).split())  # psycopg's reasons run over several lines
+            raise StoreError(redact_url(f"cannot open database {url}: {reason}")) from None
 
     def transaction(self, rollback: bool = False) -> AbstractContextManager[Connection]:
         return writing(self.engine, rollback)

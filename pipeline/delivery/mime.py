@@ -15,7 +15,8 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from email.utils import formatdate
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 from pipeline.audience.recipients import Recipient
@@ -193,7 +194,8 @@ class MessageFactory:
     def date(self) -> str:
         now = int(time.time())
         if self._date[0] != now:  # formatting a date costs more than the rest of the headers
-            self._date = (now, formatdate(now, localtime=False, usegmt=True))
+            # "+0000", not the obsolete "GMT" (RFC 5322 4.3), nor "-0000", which means "zone unknown".
+            self._date = (now, format_datetime(datetime.fromtimestamp(now, UTC)))
         return self._date[1]
 
     def message_id(self, subscriber_id: int | None) -> str:

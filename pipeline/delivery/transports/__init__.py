@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from pipeline.errors import TransportError
+from pipeline.redact import redact_url
 
 
 class TemporaryFailure(Exception):
@@ -53,7 +54,10 @@ ConnectionFactory = Callable[[], Connection]
 
 
 def open_transport(url: str, workspace_root: Path) -> tuple[str, ConnectionFactory]:
-    """A description for messages and a factory of connections, from a transport URL."""
+    """A description for messages and a factory of connections, from a transport URL.
+
+    Relative paths in the URL (a Maildir, a ?cafile=) are in the workspace.
+    """
     from pipeline.delivery.transports.maildir import MaildirConnection
     from pipeline.delivery.transports.smtp import SmtpConnection, SmtpSettings
 
@@ -63,8 +67,9 @@ def open_transport(url: str, workspace_root: Path) -> tuple[str, ConnectionFacto
             raise TransportError("maildir: needs a folder, like maildir:outbox")
         folder = (path if path.is_absolute() else workspace_root / path).resolve()
         return f"the Maildir {folder} (new messages in {folder / 'new'})", lambda: MaildirConnection(folder)
-    parts = urlsplit(url)
-    if parts.scheme in ("smtp", "smtps"):
-        settings = SmtpSettings.from_url(url)
-        return settings.describe(), lambda: SmtpConnection(settings)
-    raise TransportError(f"unknown transport {url!r}: use maildir:PATH, smtp://host[:port] or smtps://host[:port]")
+    if url.partition(":")[0].lower() in ("smtp", "smtps"):
+        settings = SmtpSettings.from_url(url, workspace_root)
+        context = settings.tls_context()  # one per transport: loading the trust store is not free
+        return settings.describe(), lambda: SmtpConnection(settings, context)
+    raise TransportError(redact_url(f"unknown transport {url!r}: use maildir:PATH, smtp://host[:port] "
+                                    "or smtps://host[:port]"))

@@ -21,7 +21,7 @@ class MaildirConnection:
 
     def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
         # Delivered-To and Return-Path are what a receiving server would add; clients show them.
-        delivered = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {recipient}\r\n".encode("utf-8")
+        delivered = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {recipient}\r\n".encode()
         with _LOCK:  # Maildir's unique names come from a shared counter
             key = self.box.add(delivered + message)
         return f"250 delivered to {self.folder / 'new' / key}"

@@ -2,6 +2,10 @@
 
 smtplib does the connecting, TLS and AUTH. Sending uses PIPELINING (RFC 2920) when the server
 offers it: MAIL, RCPT and DATA go out together, so a message costs two round trips, not four.
+
+The server's certificate is always verified. What to trust and which name to check can be said
+in the URL (`?cafile=PATH`, `?servername=NAME`): a local Postfix with Debian's self-signed
+"snakeoil" certificate on 127.0.0.1 is then verified as strictly as a public mail server.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import os
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 from pipeline.delivery.transports import (
     PermanentFailure,
@@ -20,11 +25,51 @@ from pipeline.delivery.transports import (
     UncertainDelivery,
 )
 from pipeline.errors import TransportError
+from pipeline.redact import redact_url
 
 PASSWORD_ENV = "CAMPAIGN_SMTP_PASSWORD"
+CAFILE_ENV = "CAMPAIGN_SMTP_CAFILE"
+OPTIONS = {"cafile": "PATH", "servername": "NAME"}  # the query options of an smtp:// or smtps:// URL
 TIMEOUT = 60
 # Replies to RCPT that mean the mailbox does not exist or refuses mail for good: a hard bounce.
 BOUNCE_CODES = {550, 551, 553}
+# Characters a user name keeps in describe(); everything else, "@" and ":" first, is percent-encoded
+# so the description reads back as the same URL.
+_USER_SAFE = "!$&'()*+,;="
+# OpenSSL's verify results that mean "nobody you trust vouches for this certificate" and
+# "the certificate is for another name": each has its own way out.
+_UNTRUSTED = {2, 18, 19, 20, 21, 27}  # no issuer, self-signed (alone or in the chain), untrusted
+_WRONG_NAME = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def _options(query: str) -> dict[str, str]:
+    """The URL's query options, checked. Split by hand: parse_qsl would turn a "+" in a path into a space."""
+    found: dict[str, str] = {}
+    known = " and ".join(f"?{name}={value}" for name, value in OPTIONS.items())
+    for item in query.split("&"):
+        if not item:
+            continue
+        raw_name, _, raw_value = item.partition("=")
+        name, value = unquote(raw_name), unquote(raw_value)
+        if name not in OPTIONS:
+            raise TransportError(f"unknown option {name!r} in the transport URL; the options are {known}")
+        if name in found:
+            raise TransportError(f"?{name}= is given twice in the transport URL")
+        if not value:
+            raise TransportError(f"?{name}= needs a value: ?{name}={OPTIONS[name]}")
+        found[name] = value
+    return found
+
+
+def _checked_servername(name: str) -> str:
+    # ssl refuses such names with a ValueError only when connecting; say so while reading the URL.
+    try:
+        if not name.startswith(".") and not any(c.isspace() or c in "/[]@" for c in name):
+            name.encode("idna")
+            return name
+    except UnicodeError:
+        pass
+    raise TransportError(f"?servername={name} is not a host name (it should be the name in the server's certificate)")
 
 
 @dataclass(frozen=True)
@@ -33,25 +78,52 @@ class SmtpSettings:
     port: int
     implicit_tls: bool
     user: str | None
-    password: str | None
+    password: str | None = field(repr=False)  # never in a repr, traceback or log either
+    cafile: Path | None = None  # certificates to trust instead of the system's
+    cafile_source: str = ""  # where cafile was named ("?cafile=" or the variable), for messages
+    servername: str | None = None  # the name to check the certificate against instead of host
+    # ?cafile= or ?servername= in the URL ask for verified TLS: STARTTLS is then required even on
+    # loopback, where it is otherwise used only when offered. The environment variable only says
+    # what to trust, so that one setting can serve every server.
+    tls_asked: bool = False
 
     @classmethod
-    def from_url(cls, url: str) -> SmtpSettings:
-        parts = urlsplit(url)
+    def from_url(cls, url: str, workspace_root: Path) -> SmtpSettings:
+        """Settings from an smtp:// or smtps:// URL; a relative ?cafile= is in the workspace."""
+        try:
+            parts = urlsplit(url)  # refuses an unclosed "[" or a bracketed host that is no IP address
+        except ValueError as exc:
+            raise TransportError(redact_url(f"bad transport URL {url!r}: {exc}")) from None
         if parts.password:
             raise TransportError(f"put the SMTP password in ${PASSWORD_ENV}, not in the URL")
-        if not parts.hostname:
-            raise TransportError(f"{parts.scheme}:// needs a host, like {parts.scheme}://mail.example.com")
-        implicit = parts.scheme == "smtps"
+        host = parts.netloc.rpartition("@")[2]
+        if host.count(":") > 1 and not host.startswith("["):  # read as host "" and port ":1:25"
+            raise TransportError(f"an IPv6 address goes in brackets, like {parts.scheme}://[::1]:25")
         try:
-            port = parts.port or (465 if implicit else 587)
+            hostname, port = parts.hostname, parts.port
         except ValueError:
-            raise TransportError(f"bad port in {url!r}") from None
+            raise TransportError(redact_url(f"bad port in {url!r}")) from None
+        if not hostname:
+            raise TransportError(f"{parts.scheme}:// needs a host, like {parts.scheme}://mail.example.com")
+        if ":" in hostname:  # IPv6; a zone is written %25eth0 in a URL (RFC 6874), eth0 to the socket
+            hostname = unquote(hostname)
+        implicit = parts.scheme == "smtps"
         user = unquote(parts.username) if parts.username else None
         password = os.environ.get(PASSWORD_ENV)
         if user and not password:
-            raise TransportError(f"{url} names a user; set the password in ${PASSWORD_ENV}")
-        return cls(parts.hostname, port, implicit, user, password)
+            raise TransportError(redact_url(f"{url} names a user; set the password in ${PASSWORD_ENV}"))
+        options = _options(parts.query)
+        cafile_text, source = options.get("cafile"), "?cafile="
+        if cafile_text is None and os.environ.get(CAFILE_ENV):
+            cafile_text, source = os.environ[CAFILE_ENV], f"${CAFILE_ENV}"
+        cafile = None
+        if cafile_text is not None:
+            cafile = Path(cafile_text).expanduser()
+            cafile = cafile if cafile.is_absolute() else workspace_root / cafile
+        servername = _checked_servername(options["servername"]) if "servername" in options else None
+        return cls(hostname, port or (465 if implicit else 587), implicit, user, password,
+                   cafile=cafile, cafile_source=source if cafile else "", servername=servername,
+                   tls_asked=bool(options))
 
     @property
     def loopback(self) -> bool:
@@ -63,8 +135,49 @@ class SmtpSettings:
             return False
 
     def describe(self) -> str:
+        """The server as a URL for messages: user percent-encoded, IPv6 in brackets, no password."""
         scheme = "smtps" if self.implicit_tls else "smtp"
-        return f"{scheme}://{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+        user = quote(self.user, safe=_USER_SAFE) + "@" if self.user else ""
+        host = f"[{self.host.replace('%', '%25')}]" if ":" in self.host else self.host  # RFC 6874 zone
+        return f"{scheme}://{user}{host}:{self.port}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The verifying TLS context for every connection; made once, so a bad cafile shows at once."""
+        if self.cafile is None:
+            return ssl.create_default_context()
+        try:
+            return ssl.create_default_context(cafile=self.cafile)
+        except ssl.SSLError:
+            raise TransportError(f"the file named by {self.cafile_source} holds no PEM certificate to trust",
+                                 where=self.cafile) from None
+        except OSError as exc:
+            raise TransportError(f"cannot read the certificates named by {self.cafile_source} ({exc.strerror})",
+                                 where=self.cafile) from None
+
+
+def _verify_failure(exc: ssl.SSLCertVerificationError, s: SmtpSettings) -> str:
+    """What failed in the certificate check, and the option that would fix it."""
+    reason = str(exc.verify_message or exc.reason or exc).rstrip(".")
+    if exc.verify_code in _WRONG_NAME:
+        hint = (f"?servername={s.servername} must be a name the certificate holds" if s.servername else
+                "if the certificate is for the server's host name, give that name as ?servername=NAME")
+    elif exc.verify_code in _UNTRUSTED:
+        hint = (f"{s.cafile} (from {s.cafile_source}) does not vouch for it" if s.cafile else
+                f"trust the server's certificate or its CA with ?cafile=PATH or ${CAFILE_ENV}")
+    else:
+        hint = "see ?cafile=PATH and ?servername=NAME in the transport URL"
+    return f"certificate verify failed: {reason}; {hint}"
+
+
+def _connection_failure(exc: BaseException, s: SmtpSettings) -> TransportError | None:
+    """The one-line error for a session that could not be opened; None to let `exc` through."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TransportError(f"cannot connect to {s.describe()}: {_verify_failure(exc, s)}")
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return TransportError(f"{s.describe()} refused the login: {_reply(exc.smtp_code, exc.smtp_error)}")
+    if isinstance(exc, (OSError, smtplib.SMTPException)):
+        return TransportError(f"cannot connect to {s.describe()}: {exc}")
+    return None
 
 
 def _dot_stuffed(message: bytes) -> bytes:
@@ -90,37 +203,49 @@ def _reply(code: int, message: bytes | str) -> str:
 class SmtpConnection:
     """One authenticated SMTP session, reused for message after message."""
 
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
+        self.context = context or settings.tls_context()
         self.client = self._connect()
         self.pipelining = self.client.has_extn("pipelining")
         self.smtputf8 = self.client.has_extn("smtputf8")
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
+        if s.implicit_tls:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(timeout=TIMEOUT, context=self.context)
+        else:
+            client = smtplib.SMTP(timeout=TIMEOUT)
+        # smtplib checks the certificate against the host it was made with and has no parameter for
+        # another name: made without one, it dials the URL's host and checks ?servername=.
+        client._host = s.servername or s.host
         try:
-            if s.implicit_tls:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=TIMEOUT, context=context)
-            else:
-                client = smtplib.SMTP(s.host, s.port, timeout=TIMEOUT)
-            # Commands are small writes answered at once; Nagle's algorithm would hold them back.
-            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client.ehlo()
-            if not s.implicit_tls:
-                if client.has_extn("starttls"):
-                    client.starttls(context=context)
-                    client.ehlo()
-                elif not s.loopback:
-                    client.close()
-                    raise TransportError(f"{s.describe()} does not offer STARTTLS; refusing to send in the clear")
-            if s.user:
-                client.login(s.user, s.password or "")
+            self._open(client)
             return client
-        except smtplib.SMTPAuthenticationError as exc:
-            raise TransportError(f"{s.describe()} refused the login: {_reply(exc.smtp_code, exc.smtp_error)}") from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise TransportError(f"cannot connect to {s.describe()}: {exc}") from None
+        except BaseException as exc:
+            client.close()  # a half-open session would keep its socket until collected
+            failure = _connection_failure(exc, s)
+            if failure is None:
+                raise
+            raise failure from None
+
+    def _open(self, client: smtplib.SMTP) -> None:
+        s = self.settings
+        client.connect(s.host, s.port)
+        # Commands are small writes answered at once; Nagle's algorithm would hold them back.
+        client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.ehlo()
+        if not s.implicit_tls:
+            if client.has_extn("starttls"):
+                client.starttls(context=self.context)
+                client.ehlo()
+            elif not s.loopback:
+                raise TransportError(f"{s.describe()} does not offer STARTTLS; refusing to send in the clear")
+            elif s.tls_asked:
+                raise TransportError(f"{s.describe()} does not offer STARTTLS, which ?cafile= or ?servername= "
+                                     "ask for; refusing to send in the clear")
+        if s.user:
+            client.login(s.user, s.password or "")
 
     def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
         options = ""
@@ -130,7 +255,7 @@ class SmtpConnection:
             options = " SMTPUTF8"
         try:
             return self._transact(envelope_from, recipient, message, options)
-        except (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, OSError) as exc:
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:  # timeouts and resets are OSErrors
             raise TemporaryFailure(f"connection lost: {exc or type(exc).__name__}", reconnect=True) from None
 
     def _getreply(self) -> tuple[int, bytes]:
