@@ -138,7 +138,7 @@ def send_rate(root: Path, port: int, concurrency: int, limit: int | None = None)
     row = begin_send(store, chosen, "back-pain", utcnow())
     _, connect = connection_factory(ws, f"smtp://127.0.0.1:{port}")
     start = time.perf_counter()
-    result = run(store, ws, chosen.build.content, row, connect,
+    result = run(store, ws, row, connect,
                  SendOptions(concurrency=concurrency, limit=limit))
     elapsed = time.perf_counter() - start
     return result.report.sent / elapsed, result.report.sent

@@ -37,7 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send-due": ("schedule:send_due", "Send everything that is due now and exit: the entry point for cron."),
     "scheduler": ("schedule:scheduler", "Run the send-due tick every minute until SIGTERM or Ctrl-C, which stop it "
                                         "after the messages in flight."),
-    "status": ("sending:status_", "Where each send stands: counts per state, bounces and complaints, times, and "
+    "status": ("sending:status_", "Where each send stands: its subject and content hash, counts per state, bounces "
+                                  "and complaints, times, its history (started, paused, reopened for a retry), and "
                                   "failures with the server's replies."),
     "serve": ("serve:serve", "Serve the pages behind every email's unsubscribe and preferences links: one-click "
                              "unsubscribe (RFC 8058), a confirmation page, and topic choices."),

@@ -13,16 +13,19 @@ import click
 from pipeline.cli.context import State, pass_state
 from pipeline.clock import human, utcnow
 from pipeline.delivery.loop import RateLimit, RetryPolicy, SendOptions, SendReport
+from pipeline.delivery.proofs import test_send
 from pipeline.delivery.sending import (
+    RETRY_WINDOW,
+    RunResult,
     begin_send,
     connection_factory,
     pause,
     plan,
     resume,
-    run,
-    status,
-    test_send,
+    run_with_retries,
 )
+from pipeline.delivery.sending import restart_content as restart_content_of
+from pipeline.delivery.status import status
 from pipeline.errors import Interrupted, SendError
 
 
@@ -39,7 +42,7 @@ class _Progress:
 
     def __call__(self, report: SendReport) -> None:
         with self.lock:
-            finished = report.sent + report.failed + report.retrying + report.skipped + report.unknown
+            finished = report.sent + report.failed + report.skipped + report.unknown  # final outcomes only
             if self.live:
                 rate = finished / max(time.monotonic() - self.started, 1e-6)
                 self.bar.label = f"Sending {rate:,.0f}/s"
@@ -55,18 +58,24 @@ class _Progress:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--concurrency", type=click.IntRange(1, 64), help="SMTP connections at once.  [default: 4]")
 @click.option("--rate", metavar="N/s|N/h", help="At most this many messages per second or hour.")
-@click.option("--retry-unknown", is_flag=True, help="Send again the deliveries whose fate is unknown.")
-@click.option("--retry-failed", is_flag=True, help="Send again the deliveries that failed.")
+@click.option("--retry-unknown", is_flag=True, help="Send again the deliveries whose fate is unknown (also after "
+                                                     "the send finished).")
+@click.option("--retry-failed", is_flag=True, help="Send again the deliveries that failed (also after the send "
+                                                    "finished).")
 @click.option("--retry-after", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help="First wait after a 4xx reply or a dropped connection (then x4 each time).")
+@click.option("--retry-window", type=click.FloatRange(min=0), default=RETRY_WINDOW / 60, show_default=True,
+              metavar="MINUTES", help="Stay this long to retry temporary failures; send-due finishes the rest.")
+@click.option("--restart-content", is_flag=True,
+              help="A started send takes the campaign as it is now; refused once anything was sent.")
 @pass_state
 def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int | None, yes: bool,
          concurrency: int | None, rate: str | None, retry_unknown: bool, retry_failed: bool,
-         retry_after: float) -> None:
+         retry_after: float, retry_window: float, restart_content: bool) -> None:
     """Send SLUG to its segment, each recipient exactly once.
 
-    The recipients are fixed when the send starts; running it again continues where it stopped.
-    Ctrl-C stops after the message in flight.
+    The recipients and the content are fixed when the send starts; running it again continues
+    where it stopped, with the same content. Ctrl-C stops after the message in flight.
 
     \b
     Example:
@@ -80,16 +89,18 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
                    "(see --retry-unknown and --retry-failed)", err=True)
         return
     description, connect = connection_factory(ws, state.transport_url)
-    subject = target.build.rendered.newsletter.subject
+    if restart_content:
+        target = restart_content_of(store, target, utcnow())
+    elif target.changed:
+        click.echo(f"{ws.campaign_dir(slug)} changed since this send started; it goes on with the content it "
+                   f"started with ({target.content.digest[:12]}): one send, one email. "
+                   "--restart-content takes the new one while nothing has been sent.", err=True)
+    subject = target.content.subject
     if dry_run:
         click.echo(f"{target.recipients}")
         click.echo(f"Would send {subject!r} to {target.recipients} recipient(s) of {target.segment.label!r} "
                    f"via {description}.", err=True)
         return
-    # A send keeps its segment as written (a saved name or an expression): compare what each means.
-    if target.send is not None and target.send.snapshot_at is not None and segment and \
-            target.segment.expression != ws.segments.get(target.send.segment or "", target.send.segment):
-        raise SendError(f"{slug} already has its recipients ({target.send.segment}); --segment cannot change them")
     if not yes:
         click.confirm(f"Send {subject!r} to {target.recipients} recipient(s) of {target.segment.label!r} "
                       f"via {description}?", abort=True, err=True)
@@ -102,24 +113,36 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
     )
     row = begin_send(store, target, slug, utcnow())
     progress = _Progress(target.recipients)
+
+    def waiting(moment: datetime) -> None:
+        click.echo(f"\nWaiting to retry temporary failures at {human(moment)} (Ctrl-C leaves them to "
+                   "'campaign send-due').", err=True)
+
     with progress.bar:
-        result = run(store, ws, target.build.content, row, connect, options, retry_unknown=retry_unknown,
-                     retry_failed=retry_failed, progress=progress)
+        result = run_with_retries(store, ws, row, connect, options, window=retry_window * 60,
+                                  retry_unknown=retry_unknown, retry_failed=retry_failed, progress=progress,
+                                  waiting=waiting)
+    _report_run(slug, description, result)
+
+
+def _report_run(slug: str, description: str, result: RunResult) -> None:
     report, totals = result.report, result.counts
     click.echo("\t".join(f"{name} {totals[name]}" for name in totals))
-    if result.recovered_unknown:
-        click.echo(f"{result.recovered_unknown} message(s) were being sent when an earlier run stopped; their "
-                   f"fate is unknown. Check, then 'campaign send {slug} --retry-unknown' to send them again.",
-                   err=True)
+    if result.requeued:
+        click.echo(f"{result.requeued} delivery(ies) were queued again as asked.", err=True)
     if report.bounced:
         click.echo(f"{report.bounced} address(es) bounced and are now suppressed.", err=True)
+    if totals["unknown"]:
+        click.echo(f"{totals['unknown']} message(s) may or may not have arrived (unknown): a sender stopped while "
+                   f"sending them. Check, then 'campaign send {slug} --retry-unknown' sends them again.", err=True)
     if report.paused:
         click.echo(f"{slug} is paused; 'campaign resume {slug}' continues it.", err=True)
     elif report.limited:
         click.echo(f"Stopped. 'campaign send {slug}' continues where this run stopped.", err=True)
-    elif result.remaining:
-        click.echo(f"{result.remaining} delivery(ies) wait for a retry, the next at {human(result.next_due)}; "
-                   f"'campaign send {slug}' or 'campaign send-due' sends them.", err=True)
+    elif result.remaining and not report.stopped:
+        when = "now" if result.next_due is None or result.next_due <= utcnow() else f"at {human(result.next_due)}"
+        click.echo(f"{result.remaining} delivery(ies) wait for a retry, the next {when}; 'campaign send-due' "
+                   f"(cron) or 'campaign scheduler' sends them, or 'campaign send {slug}' again.", err=True)
     elif result.done:
         click.echo(f"{slug} is sent, via {description}.", err=True)
     if report.error:
@@ -135,14 +158,20 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
 def test_send_(state: State, slug: str, addresses: tuple[str, ...]) -> None:
     """Send "[TEST]" copies of SLUG to the given addresses; the campaign's deliveries are untouched.
 
+    Each address gets a line with the server's answer; the exit status is 1 if any was refused.
+
     \b
     Example:
-      campaign test-send back-pain --to me@clinic.example
+      campaign test-send back-pain --to me@clinic.example --to colleague@clinic.example
     """
     description, connect = connection_factory(state.workspace, state.transport_url)
-    for address, reply in test_send(state.store, state.workspace, slug, addresses, connect):
-        click.echo(f"{address}\t{reply}")
-    click.echo(f"Sent {len(addresses)} test message(s) via {description}.", err=True)
+    proofs = test_send(state.store, state.workspace, slug, addresses, connect)
+    for proof in proofs:
+        click.echo(f"{proof.address}\t{proof.reply if proof.delivered else 'refused: ' + proof.reply}")
+    refused = sum(not proof.delivered for proof in proofs)
+    if refused:
+        raise SendError(f"{refused} of {len(proofs)} test message(s) were refused (via {description})")
+    click.echo(f"Sent {len(proofs)} test message(s) via {description}.", err=True)
 
 
 @click.command("status")
@@ -150,8 +179,9 @@ def test_send_(state: State, slug: str, addresses: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
 def status_(state: State, slug: str | None, as_json: bool) -> None:
-    """Where each send stands: counts per state, bounces and complaints, times, and failures
-    with the server's replies.
+    """Where each send stands: its subject and content hash, counts per state, bounces and
+    complaints, times, its history (started, paused, reopened for a retry), and failures with
+    the server's replies.
 
     \b
     Example:
@@ -164,6 +194,8 @@ def status_(state: State, slug: str | None, as_json: bool) -> None:
     for entry in found:
         name = entry["campaign"] if not entry["occurrence"] else f"{entry['campaign']} ({entry['occurrence']})"
         click.echo(f"{name}: {entry['state']}")
+        content = f"  (content {entry['content']})" if entry["content"] else ""
+        click.echo(f"  subject: {entry['subject']}{content}")
         counts = entry["counts"]
         assert isinstance(counts, dict)
         click.echo("  " + "  ".join(f"{k} {v}" for k, v in counts.items()))
@@ -171,6 +203,10 @@ def status_(state: State, slug: str | None, as_json: bool) -> None:
         assert isinstance(bounced, dict)
         click.echo(f"  bounces: hard {bounced['hard']}  soft {bounced['soft']}  complaints {bounced['complaint']}")
         click.echo(f"  started {human(entry['started_at'])}  finished {human(entry['finished_at'])}")
+        events = entry["history"]
+        assert isinstance(events, list)
+        for event in events:
+            click.echo(f"  {human(event['at'])}  {event['event']}" + (f": {event['detail']}" if event["detail"] else ""))
         failures = entry["failures"]
         assert isinstance(failures, list)
         for failure in failures:

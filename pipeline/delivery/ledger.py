@@ -138,18 +138,20 @@ _CLAIMED = (
 )
 
 
-def claim(conn: Connection, send_id: int, worker: str, limit: int, now: datetime) -> list[Claimed]:
-    """Lease up to `limit` due deliveries to `worker`; ones whose subscriber left become skipped."""
+def claim(conn: Connection, send_id: int, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
+    """Lease up to `limit` due deliveries to `worker`; ones whose subscriber left become skipped.
+    Returns the leased deliveries to send and how many were skipped: a batch may be all skipped
+    while more rows wait behind it."""
     ids = list(conn.execute(_CANDIDATES, {"send_id": send_id, "now": now, "limit": limit}).scalars())
     if not ids:
-        return []
+        return [], 0
     conn.execute(_LEASE, {"ids": ids, "lease": now + LEASE, "worker": worker, "now": now})
     rows = conn.execute(_CLAIMED, {"ids": ids}).all()
     gone = [r.delivery_id for r in rows if r.status != "subscribed"]
     if gone:
         skip(conn, gone, now, "not subscribed when its turn came")
     return [Claimed(r.delivery_id, r.subscriber_id, r.email, r.first_name, r.last_name, dict(r.fields or {}),
-                    r.timezone, r.attempts) for r in rows if r.status == "subscribed"]
+                    r.timezone, r.attempts) for r in rows if r.status == "subscribed"], len(gone)
 
 
 def skip(conn: Connection, ids: Sequence[int], now: datetime, reason: str) -> None:

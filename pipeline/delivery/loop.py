@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from pipeline.audience.recipients import Recipient
-from pipeline.audience.subscribers import by_id, set_status
 from pipeline.clock import utcnow
 from pipeline.db.engine import Store
 from pipeline.db.raw import RawTransactions
+from pipeline.delivery.bounces.intake import record_refusal
 from pipeline.delivery.ledger import (
     Claimed,
     begin_statement,
@@ -112,6 +112,14 @@ class SendReport:
         with self.lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+
+    def merged(self, later: SendReport) -> SendReport:
+        """This run's report and a later run's as one: counts added, the later run's end kept."""
+        counted = ("sent", "failed", "retrying", "skipped", "bounced", "unknown")
+        both = SendReport(**{name: getattr(self, name) + getattr(later, name) for name in counted})
+        both.stopped, both.paused, both.limited = later.stopped, later.paused, later.limited
+        both.error = later.error or self.error
+        return both
 
 
 @dataclass
@@ -263,9 +271,10 @@ class _Worker:
         try:
             while not sender.stopping() and self.active():
                 with self.writing() as db:
-                    batch = claim(db, sender.send_id, self.name, CLAIM_BATCH, sender.clock())
-                if not batch:
-                    return
+                    batch, skipped = claim(db, sender.send_id, self.name, CLAIM_BATCH, sender.clock())
+                sender.report.add(skipped=skipped)
+                if not batch and not skipped:
+                    return  # nothing claimable is left: the send ends only then
                 for index, item in enumerate(batch):
                     if sender.options.rate.interval:
                         self.flush()  # the last message is written down now, not after the wait
@@ -330,11 +339,11 @@ class _Worker:
             sender.report.add(unknown=1)
         except PermanentFailure as exc:
             with self.writing() as db:
-                mark_failed(db, item.delivery_id, name, exc.reply, sender.clock())
-                if exc.bounce:
-                    subscriber = by_id(db, item.subscriber_id)
-                    if subscriber is not None and set_status(db, subscriber, "bounced", "smtp", exc.reply):
-                        sender.report.add(bounced=1)
+                now = sender.clock()
+                mark_failed(db, item.delivery_id, name, exc.reply, now)
+                if exc.bounce and record_refusal(db, sender.send_id, item.subscriber_id, item.delivery_id,
+                                                 exc.reply, now):
+                    sender.report.add(bounced=1)
             sender.report.add(failed=1)
         else:
             self.sent = (item.delivery_id, message_id)

@@ -1,27 +1,26 @@
-"""Sending a campaign: check it, fix its recipients once, run the workers, report.
+"""Sending a campaign: check it, fix its recipients and its content once, run the workers, report.
 
 `campaign send`, `send-due` and the scheduler all come through here, so a campaign is sent the
-same way whoever starts it.
+same way whoever starts it. A send says what it said when it began: its content is frozen in
+the transaction that fixes its recipients, and every later run sends that (see delivery.frozen).
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.audience.recipients import lookup, sample_recipient
 from pipeline.audience.segments import Segment, count, segment_or_everyone
 from pipeline.audience.tokens import Tokens
 from pipeline.clock import utcnow
 from pipeline.content.build import Build, Content, build_campaign
 from pipeline.db.engine import Store
-from pipeline.delivery.bounces.intake import bounce_counts
+from pipeline.delivery.frozen import freeze, frozen, replace
 from pipeline.delivery.ledger import (
     counts,
-    failures,
     finish_if_done,
     pending,
     recover,
@@ -33,54 +32,96 @@ from pipeline.delivery.mime import MessageFactory
 from pipeline.delivery.personalise import Personaliser
 from pipeline.delivery.sends import (
     SendRow,
-    all_sends,
     create_send,
     find_send,
+    record,
+    reopen,
     set_send_state,
 )
 from pipeline.delivery.transports import ConnectionFactory, open_transport
-from pipeline.errors import SendError
+from pipeline.errors import CampaignError, SendError
 from pipeline.settings.workspace import Workspace
 
 DEFAULT_TRANSPORT = "maildir:outbox"
-TEST_PREFIX = "[TEST] "
+RETRY_WINDOW = 600.0  # seconds a foreground send stays to retry temporary failures itself
 
 
 @dataclass
 class Plan:
     """What `send` is about to do, for the confirmation prompt and --dry-run."""
 
-    build: Build
     segment: Segment
     send: SendRow | None
     recipients: int  # deliveries still to go if the send has begun, else the segment's size
+    content: Content  # what the send says: its frozen content once begun, else the campaign as built now
+    build: Build | None  # the campaign as its folder builds now; None if it no longer builds
+    changed: bool = False  # the folder no longer builds what the started send says
+
+    @property
+    def started(self) -> bool:
+        return self.send is not None and self.send.snapshot_at is not None
 
 
 def plan(store: Store, workspace: Workspace, slug: str, segment: str | None = None,
          occurrence: str = "", now: datetime | None = None) -> Plan:
-    build = build_campaign(workspace, slug).require_clean()
-    chosen = segment or build.settings.segment
+    """A send not yet begun needs a clean build; one under way goes on with what it froze."""
     with store.reading() as conn:
-        target = segment_or_everyone(conn, chosen, workspace.segments, now=now)
         existing = find_send(conn, slug, occurrence)
+        stored = frozen(conn, existing.id) if existing is not None and existing.snapshot_at else None
+    try:
+        build: Build | None = build_campaign(workspace, slug).require_clean()
+    except CampaignError:
+        if stored is None:
+            raise
+        build = None  # the folder broke after the send began: the send does not need it
+    with store.reading() as conn:
         if existing is not None and existing.snapshot_at is not None:
+            if segment and segment_or_everyone(conn, segment, workspace.segments, now=now).expression != \
+                    workspace.segments.get(existing.segment or "", existing.segment):
+                raise SendError(f"{slug} already has its recipients ({existing.segment}); --segment cannot change them")
+            target = segment_or_everyone(conn, existing.segment, workspace.segments, now=now)
             remaining, _ = pending(conn, existing.id)
-            return Plan(build, target, existing, remaining)
-        return Plan(build, target, existing, count(conn, target))
+            assert build is not None or stored is not None
+            content = stored or build.content  # type: ignore[union-attr]
+            changed = build is None or (stored is not None and stored.digest != build.content.digest)
+            return Plan(target, existing, remaining, content, build, changed)
+        assert build is not None
+        target = segment_or_everyone(conn, segment or build.settings.segment, workspace.segments, now=now)
+        return Plan(target, existing, count(conn, target), build.content, build)
 
 
 def begin_send(store: Store, plan_: Plan, slug: str, now: datetime, occurrence: str = "",
                due_at: datetime | None = None) -> SendRow:
-    """Create the send (if new) and snapshot its recipients, in one transaction."""
+    """Create the send (if new), snapshot its recipients and freeze its content, in one transaction."""
     with store.transaction() as conn:
-        send = create_send(conn, slug, segment=plan_.segment.expression, subject=plan_.build.rendered.newsletter.subject,
+        send = create_send(conn, slug, segment=plan_.segment.expression, subject=plan_.content.subject,
                            state="sending", now=now, occurrence=occurrence)
         if send.state == "paused":
             raise SendError(f"{slug} is paused; 'campaign resume {slug}' first")
         if send.state in ("draft", "scheduled"):
-            set_send_state(conn, send.id, "sending", now)
+            set_send_state(conn, send.id, "sending", now, subject=plan_.content.subject)
         snapshot(conn, send, plan_.segment, now, due_at)
+        freeze(conn, send.id, plan_.content)
         return find_send(conn, slug, occurrence) or send
+
+
+def restart_content(store: Store, plan_: Plan, now: datetime) -> Plan:
+    """Replace a started send's frozen content with the campaign as it builds now. Refused once any
+    message of it went out (or may have): readers of one send all get the same email."""
+    if plan_.send is None or not plan_.started:
+        return plan_  # nothing frozen yet: the send will begin with the current build anyway
+    if plan_.build is None:
+        raise SendError(f"{plan_.send.campaign} does not build now; fix it before --restart-content")
+    with store.transaction() as conn:
+        tally = counts(conn, plan_.send.id)
+        gone = tally["sent"] + tally["sending"] + tally["unknown"] + tally["failed"]
+        if gone:
+            raise SendError(f"{plan_.send.campaign} has {gone} message(s) out already; --restart-content is refused "
+                            "once anything was sent (make a new campaign for the new content)")
+        replace(conn, plan_.send.id, plan_.build.content)
+        set_send_state(conn, plan_.send.id, plan_.send.state, now, subject=plan_.build.content.subject)
+        record(conn, plan_.send.id, "content-replaced", now, plan_.build.content.digest[:12])
+    return Plan(plan_.segment, plan_.send, plan_.recipients, plan_.build.content, plan_.build, False)
 
 
 def pause(store: Store, slug: str, now: datetime) -> SendRow:
@@ -91,6 +132,7 @@ def pause(store: Store, slug: str, now: datetime) -> SendRow:
             state = send.state if send else "not sent or scheduled"
             raise SendError(f"{slug} cannot be paused: it is {state}")
         set_send_state(conn, send.id, "paused", now)
+        record(conn, send.id, "paused", now)
         return find_send(conn, slug) or send
 
 
@@ -103,6 +145,7 @@ def resume(store: Store, slug: str, now: datetime) -> SendRow:
             raise SendError(f"{slug} is not paused: it is {state}")
         waiting = send.snapshot_at is None and send.scheduled_at is not None and send.scheduled_at > now
         set_send_state(conn, send.id, "scheduled" if waiting else "sending", now)
+        record(conn, send.id, "resumed", now)
         return find_send(conn, slug) or send
 
 
@@ -118,75 +161,80 @@ class RunResult:
     remaining: int
     next_due: datetime | None
     done: bool
+    requeued: int = 0  # unknown or failed rows deliberately queued again by this run
 
 
-def run(store: Store, workspace: Workspace, content: Content, send: SendRow, connect: ConnectionFactory,
+def _content(store: Store, workspace: Workspace, send: SendRow) -> Content:
+    """The send's frozen content. A send begun before content was frozen freezes the campaign as
+    it builds now, once: from then on it is fixed like any other."""
+    with store.reading() as conn:
+        stored = frozen(conn, send.id)
+    if stored is not None:
+        return stored
+    content = build_campaign(workspace, send.campaign).require_clean().content
+    with store.transaction() as conn:
+        return freeze(conn, send.id, content)
+
+
+def run(store: Store, workspace: Workspace, send: SendRow, connect: ConnectionFactory,
         options: SendOptions, *, retry_unknown: bool = False, retry_failed: bool = False,
         stop: threading.Event | None = None, progress: Callable[[SendReport], None] | None = None,
         clock: Callable[[], datetime] = utcnow) -> RunResult:
-    """Send what is due of one send now, then report where it stands."""
+    """Send what is due of one send now, then report where it stands.
+
+    --retry-unknown and --retry-failed queue those rows again; a send that had finished is
+    reopened for exactly them, and finishes again when they are done.
+    """
     now = clock()
     with store.transaction() as conn:
         recovered = recover(conn, send.id, now)
-        if retry_unknown:
-            requeue(conn, send.id, "unknown", now)
-        if retry_failed:
-            requeue(conn, send.id, "failed", now)
-    tokens = Tokens.of_workspace(workspace.root)
-    factory = MessageFactory(Personaliser(workspace, content, send.campaign, tokens), send.id)
+        again = {state: requeue(conn, send.id, state, now) if wanted else 0
+                 for state, wanted in (("unknown", retry_unknown), ("failed", retry_failed))}
+        requeued = sum(again.values())
+        if requeued:
+            detail = ", ".join(f"{n} {state}" for state, n in again.items() if n) + " queued again"
+            if not reopen(conn, send.id, now, detail):
+                record(conn, send.id, "retried", now, detail)
+    content = _content(store, workspace, send)
+    factory = MessageFactory(Personaliser(workspace, content, send.campaign, Tokens.of_workspace(workspace.root)),
+                             send.id)
     report = Sender(store, factory, connect, send.id, options, stop, progress, clock).run()
     with store.transaction() as conn:
         done = finish_if_done(conn, send.id, clock())
         remaining, next_due = pending(conn, send.id)
         totals = counts(conn, send.id)
-    return RunResult(report, recovered, totals, remaining, next_due, done)
+    return RunResult(report, recovered, totals, remaining, next_due, done, requeued)
 
 
-def test_send(store: Store, workspace: Workspace, slug: str, addresses: Sequence[str],
-              connect: ConnectionFactory) -> list[tuple[str, str]]:
-    """Send "[TEST]" copies to addresses, filled in with their subscriber data or sample data.
+def run_with_retries(store: Store, workspace: Workspace, send: SendRow, connect: ConnectionFactory,
+                     options: SendOptions, *, window: float = RETRY_WINDOW, retry_unknown: bool = False,
+                     retry_failed: bool = False, progress: Callable[[SendReport], None] | None = None,
+                     waiting: Callable[[datetime], None] | None = None,
+                     clock: Callable[[], datetime] = utcnow) -> RunResult:
+    """`campaign send` in the foreground: run, and while temporary failures (4xx, dropped
+    connections) fall due again within `window` seconds, wait for them and run again. What is
+    still waiting after that is left to `send-due` or the scheduler."""
+    until = time.monotonic() + window
+    total = SendReport()
 
-    Deliveries are not touched; each copy has a fresh Message-ID, so inboxes never fold a second
-    test into the first.
-    """
-    content = build_campaign(workspace, slug).require_clean().content
-    personaliser = Personaliser(workspace, content, slug, Tokens.of_workspace(workspace.root), TEST_PREFIX)
-    factory = MessageFactory(personaliser, 0)
-    results = []
-    connection = connect()
-    try:
-        for address in addresses:
-            with store.reading() as conn:
-                recipient = lookup(conn, address) or sample_recipient(address)
-            message_id = f"<test.{secrets.token_hex(8)}@{factory.domain}>"
-            _, message = factory.build(recipient, message_id=message_id)
-            reply = connection.send(factory.envelope_from, recipient.email, message)
-            results.append((recipient.email, reply))
-    finally:
-        connection.close()
-    return results
+    def each(report: SendReport) -> None:  # the bar counts every run of this command
+        if progress is not None:
+            progress(total.merged(report))
 
-
-def status(store: Store, slug: str | None = None) -> list[dict[str, object]]:
-    """Each send's state, counts per delivery state, bounces and complaints reported since, times,
-    and failures with the server's replies."""
-    out: list[dict[str, object]] = []
-    with store.reading() as conn:
-        reported = bounce_counts(conn)
-        for send in all_sends(conn, slug):
-            out.append({
-                "campaign": send.campaign,
-                "occurrence": send.occurrence or None,
-                "state": send.state,
-                "subject": send.subject,
-                "scheduled_at": send.scheduled_at,
-                "started_at": send.started_at,
-                "finished_at": send.finished_at,
-                "counts": counts(conn, send.id),
-                "bounces": reported.get(send.id, {"hard": 0, "soft": 0, "complaint": 0}),
-                "failures": [{"email": e, "state": s, "reply": r} for e, s, r in failures(conn, send.id)],
-            })
-    if slug is not None and not out:
-        raise SendError(f"campaign {slug!r} has not been sent or scheduled yet")
-    return out
-
+    result = run(store, workspace, send, connect, options, retry_unknown=retry_unknown, retry_failed=retry_failed,
+                 progress=each, clock=clock)
+    total = result.report
+    while not (result.done or total.stopped or total.paused or total.limited or total.error):
+        if result.next_due is None:
+            break
+        wait = (result.next_due - clock()).total_seconds()
+        if time.monotonic() + max(wait, 0) > until:
+            break
+        if wait > 0:
+            if waiting is not None:
+                waiting(result.next_due)
+            time.sleep(wait)  # nothing is in flight: Ctrl-C here stops cleanly
+        result = run(store, workspace, send, connect, options, progress=each, clock=clock)
+        total = total.merged(result.report)
+        result.report = total
+    return result

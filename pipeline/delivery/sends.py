@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.db.schema import sends
+from pipeline.db.schema import send_events, sends
+
+
+@dataclass(frozen=True)
+class SendEvent:
+    at: datetime
+    event: str  # started, paused, resumed, reopened, content-replaced, finished
+    detail: str | None
 
 
 @dataclass(frozen=True)
@@ -76,12 +83,16 @@ def mark_snapshot(conn: Connection, send_id: int, now: datetime) -> bool:
     """Record that the send's recipients are fixed now; False if they already were."""
     fresh = conn.execute(sends.update().where(sends.c.id == send_id, sends.c.snapshot_at.is_(None))
                          .values(snapshot_at=now, started_at=now, updated_at=now))
+    if fresh.rowcount:
+        record(conn, send_id, "started", now)
     return bool(fresh.rowcount)
 
 
 def mark_finished(conn: Connection, send_id: int, now: datetime) -> None:
-    conn.execute(sends.update().where(sends.c.id == send_id, sends.c.state.in_(["sending", "scheduled"]))
-                 .values(state="sent", finished_at=now, updated_at=now))
+    done = conn.execute(sends.update().where(sends.c.id == send_id, sends.c.state.in_(["sending", "scheduled"]))
+                        .values(state="sent", finished_at=now, updated_at=now))
+    if done.rowcount:
+        record(conn, send_id, "finished", now)
 
 
 def delete(conn: Connection, send_id: int) -> None:
@@ -90,3 +101,23 @@ def delete(conn: Connection, send_id: int) -> None:
 
 def send_exists(conn: Connection, send_id: int) -> bool:
     return conn.execute(sa.select(sends.c.id).where(sends.c.id == send_id)).first() is not None
+
+
+def record(conn: Connection, send_id: int, event: str, now: datetime, detail: str | None = None) -> None:
+    """Note what happened to a send, for `campaign status`'s history."""
+    conn.execute(send_events.insert().values(send_id=send_id, event=event, detail=detail, created_at=now))
+
+
+def history(conn: Connection, send_id: int) -> list[SendEvent]:
+    rows = conn.execute(sa.select(send_events).where(send_events.c.send_id == send_id)
+                        .order_by(send_events.c.created_at, send_events.c.id))
+    return [SendEvent(row.created_at, row.event, row.detail) for row in rows]
+
+
+def reopen(conn: Connection, send_id: int, now: datetime, detail: str) -> bool:
+    """A finished send back to `sending`, for rows deliberately queued again; False if it was not finished."""
+    done = conn.execute(sends.update().where(sends.c.id == send_id, sends.c.state == "sent")
+                        .values(state="sending", finished_at=None, updated_at=now))
+    if done.rowcount:
+        record(conn, send_id, "reopened", now, detail)
+    return bool(done.rowcount)

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.audience.segments import segment_or_everyone
-from pipeline.content.build import Content, build
+from pipeline.content.build import build
 from pipeline.db.engine import Store
-from pipeline.db.schema import digest_articles, recurrences, send_content
+from pipeline.db.schema import digest_articles, recurrences
+from pipeline.delivery.frozen import freeze
 from pipeline.delivery.ledger import snapshot
 from pipeline.delivery.sends import SendRow, create_send
 from pipeline.errors import RecurringError
@@ -122,18 +123,12 @@ def run_due(store: Store, workspace: Workspace, settings: CampaignSettings, now:
         target = segment_or_everyone(conn, settings.segment, workspace.segments, now=now)
         send = create_send(conn, settings.slug, segment=target.expression, subject=subject, state="sending",
                            now=now, occurrence=due.isoformat(), scheduled_at=due)
-        conn.execute(send_content.insert().values(send_id=send.id, subject=content.subject, preheader=content.preheader,
-                                                  html=content.html, text=content.text))
+        freeze(conn, send.id, content)
         snapshot(conn, send, target, now)
         conn.execute(digest_articles.insert(), [
             {"campaign": settings.slug, "article_key": i.key, "title": i.article.title, "send_id": send.id,
              "created_at": now} for i in chosen])
         return Occurrence(settings.slug, due, send, len(chosen))
-
-
-def stored_content(conn: Connection, send_id: int) -> Content | None:
-    row = conn.execute(sa.select(send_content).where(send_content.c.send_id == send_id)).first()
-    return Content(row.subject, row.preheader, row.html, row.text) if row else None
 
 
 def sent_articles(conn: Connection, slug: str) -> list[str]:

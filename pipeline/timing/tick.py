@@ -15,8 +15,9 @@ from datetime import datetime
 
 from pipeline.audience.segments import segment_or_everyone
 from pipeline.clock import human
-from pipeline.content.build import Content, build_campaign
+from pipeline.content.build import build_campaign
 from pipeline.db.engine import Store
+from pipeline.delivery.frozen import freeze
 from pipeline.delivery.ledger import snapshot
 from pipeline.delivery.loop import RateLimit, SendOptions
 from pipeline.delivery.sending import run
@@ -25,7 +26,7 @@ from pipeline.delivery.transports import ConnectionFactory
 from pipeline.errors import CampaignError, SeveralErrors
 from pipeline.settings.campaign import load_campaign
 from pipeline.settings.workspace import Workspace
-from pipeline.timing.recurring import run_due, stored_content
+from pipeline.timing.recurring import run_due
 from pipeline.timing.schedule import default_zone, spread_local_time
 
 DEFAULT_BUDGET = 50.0  # seconds: room for one run in a one-minute cron slot
@@ -81,29 +82,22 @@ class TickReport:
             raise SeveralErrors(problems)
 
 
-def _start_scheduled(store: Store, workspace: Workspace, send: SendRow, now: datetime) -> tuple[int, Content]:
-    """A scheduled send whose time has come: fix its recipients (and their local times).
-    Returns how many, and the content built on the way, which this tick then sends."""
-    built = build_campaign(workspace, send.campaign).require_clean()
-    content = built.content
+def _start_scheduled(store: Store, workspace: Workspace, send: SendRow, now: datetime) -> int:
+    """A scheduled send whose time has come: fix its recipients (and their local times) and its
+    content, in one transaction. Returns how many recipients."""
+    content = build_campaign(workspace, send.campaign).require_clean().content
     with store.transaction() as conn:
         current = find_send(conn, send.campaign, send.occurrence)
         if current is None or current.state != "scheduled" or current.snapshot_at is not None:
-            return 0, content  # another process started it, or it was paused meanwhile
+            return 0  # another process started it, or it was paused meanwhile
         target = segment_or_everyone(conn, send.segment, workspace.segments, now=now)
         set_send_state(conn, current.id, "sending", now, subject=content.subject)
         count = snapshot(conn, current, target, current.scheduled_at or now)
+        freeze(conn, current.id, content)
         if current.local_time:
             fallback = default_zone(workspace, current.timezone)
             spread_local_time(conn, current, fallback)
-        return count, content
-
-
-def _content(store: Store, workspace: Workspace, send: SendRow, built: dict[int, Content]) -> Content:
-    """A recurring occurrence's stored content, else the campaign as this tick built it, or builds it now."""
-    with store.reading() as conn:
-        stored = stored_content(conn, send.id)
-    return stored or built.get(send.id) or build_campaign(workspace, send.campaign).require_clean().content
+        return count
 
 
 def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: Callable[[], datetime], *,
@@ -130,10 +124,9 @@ def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: 
 
     with store.reading() as conn:
         waiting = [s for s in all_sends(conn) if s.state == "scheduled" and s.scheduled_at and s.scheduled_at <= now]
-    built: dict[int, Content] = {}
     for send in waiting:
         try:
-            started, built[send.id] = _start_scheduled(store, workspace, send, now)
+            started = _start_scheduled(store, workspace, send, now)
         except CampaignError as exc:
             report.of(send.campaign, send.occurrence).error = str(exc)
             continue
@@ -150,8 +143,7 @@ def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: 
             break
         outcome = report.of(send.campaign, send.occurrence)
         try:
-            content = _content(store, workspace, send, built)
-            result = run(store, workspace, content, send, connect, options, stop=stop, clock=clock)
+            result = run(store, workspace, send, connect, options, stop=stop, clock=clock)
         except CampaignError as exc:
             outcome.error = str(exc)
             continue

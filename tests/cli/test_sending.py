@@ -237,3 +237,170 @@ def test_one_secret_however_many_processes_start_at_once(tmp_path: Path) -> None
     assert len(set(found)) == 1 and len(found[0]) >= 40
     assert (tmp_path / SECRET_FILE).stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == [SECRET_FILE]
+
+
+# A send is one frozen, retryable unit.
+
+def test_a_started_send_delivers_the_content_it_started_with(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    addresses = people(campaign, 5)
+    first = send(campaign, smtp_server, "--yes", "--limit", "2")
+    assert first.exit_code == 0, first.stderr
+    settings = campaign.root / "campaigns/back-pain/settings.toml"
+    settings.write_text(settings.read_text().replace(SUBJECT, "A new subject, written later"))
+    article = campaign.root / "campaigns/back-pain/article.md"
+    article.write_text(article.read_text().replace("Hi *|first_name:there|*,", "Hello again,"))
+    rest = send(campaign, smtp_server, "--yes")
+    assert rest.exit_code == 0, rest.stderr
+    assert "campaigns/back-pain changed since this send started; it goes on with the content it started with" \
+           in rest.stderr.replace("\n", " ")
+    assert smtp_server.recipients() == {a: 1 for a in addresses}
+    assert {m.message["Subject"] for m in smtp_server.received} == {SUBJECT}
+    assert all("Hello again" not in m.data.decode() for m in smtp_server.received)
+    status = campaign("status", "back-pain")
+    digest = json.loads(campaign("status", "back-pain", "--json").stdout)[0]["content"]
+    assert re.fullmatch(r"[0-9a-f]{12}", digest)
+    assert f"  subject: {SUBJECT}  (content {digest})\n" in status.stdout
+    refused = send(campaign, smtp_server, "--yes", "--restart-content", "--retry-failed")
+    assert refused.exit_code == 1
+    assert refused.stderr == ("campaign: error: back-pain has 5 message(s) out already; --restart-content is refused "
+                              "once anything was sent (make a new campaign for the new content)\n")
+
+
+def test_restart_content_takes_the_new_build_while_nothing_was_sent(campaign: Campaign,
+                                                                   smtp_server: SmtpTestServer) -> None:
+    from pipeline.clock import utcnow
+    from pipeline.delivery.sending import begin_send, plan
+    from pipeline.settings.workspace import load_workspace
+
+    people(campaign, 3)
+    workspace = load_workspace(campaign.root)
+    store = Store(f"sqlite:///{campaign.root / 'campaign.db'}")
+    begin_send(store, plan(store, workspace, "back-pain"), "back-pain", utcnow())  # begun, nothing sent yet
+    store.close()
+    settings = campaign.root / "campaigns/back-pain/settings.toml"
+    settings.write_text(settings.read_text().replace(SUBJECT, "The corrected subject"))
+    result = send(campaign, smtp_server, "--yes", "--restart-content")
+    assert result.exit_code == 0, result.stderr
+    assert {m.message["Subject"] for m in smtp_server.received} == {"The corrected subject"}
+    events = [e["event"] for e in json.loads(campaign("status", "back-pain", "--json").stdout)[0]["history"]]
+    assert events == ["started", "content-replaced", "finished"]
+
+
+def test_retry_failed_and_unknown_reopen_a_finished_send(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    import sqlalchemy as sa
+
+    from pipeline.db.schema import deliveries
+
+    addresses = people(campaign, 4)
+    smtp_server.behaviour.rcpt_replies = {addresses[1]: "554 5.7.1 rejected by policy"}
+    first = send(campaign, smtp_server, "--yes")
+    assert first.stdout == "queued 0\tsending 0\tsent 3\tfailed 1\tskipped 0\tunknown 0\n"
+    # What a sender killed mid-message leaves behind (the kill itself is tested in test_send_safety).
+    store = Store(f"sqlite:///{campaign.root / 'campaign.db'}")
+    with store.transaction() as conn:
+        conn.execute(deliveries.update().where(deliveries.c.subscriber_id == sa.select(subscribers.c.id).where(
+            subscribers.c.email_key == addresses[2]).scalar_subquery()).values(state="unknown"))
+    store.close()
+    nothing = send(campaign, smtp_server, "--yes")
+    assert (nothing.exit_code, nothing.stdout) == (0, "")
+    assert "was sent on" in nothing.stderr
+    smtp_server.behaviour.rcpt_replies = {}
+    again = send(campaign, smtp_server, "--yes", "--retry-failed", "--retry-unknown")
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == "queued 0\tsending 0\tsent 4\tfailed 0\tskipped 0\tunknown 0\n"
+    assert "2 delivery(ies) were queued again as asked." in again.stderr
+    assert again.stderr.endswith(f"back-pain is sent, via smtp://127.0.0.1:{smtp_server.port}.\n")
+    assert smtp_server.recipients() == {addresses[0]: 1, addresses[1]: 1, addresses[2]: 2, addresses[3]: 1}
+    found = json.loads(campaign("status", "back-pain", "--json").stdout)[0]
+    assert found["state"] == "sent"
+    assert [(e["event"], e["detail"]) for e in found["history"]] == [
+        ("started", None), ("finished", None), ("reopened", "1 unknown, 1 failed queued again"), ("finished", None)]
+    assert re.search(r"\n  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  reopened: 1 unknown, 1 failed queued again\n",
+                     campaign("status", "back-pain").stdout)
+
+
+def test_a_run_that_leaves_unknown_rows_says_how_to_resend_them(campaign: Campaign,
+                                                                smtp_server: SmtpTestServer) -> None:
+
+    from pipeline.db.schema import deliveries
+
+    people(campaign, 3)
+    assert send(campaign, smtp_server, "--yes", "--limit", "1").exit_code == 0
+    store = Store(f"sqlite:///{campaign.root / 'campaign.db'}")
+    with store.transaction() as conn:
+        conn.execute(deliveries.update().where(deliveries.c.state == "sent").values(state="unknown"))
+    store.close()
+    rest = send(campaign, smtp_server, "--yes")
+    assert rest.stdout == "queued 0\tsending 0\tsent 2\tfailed 0\tskipped 0\tunknown 1\n"
+    assert ("1 message(s) may or may not have arrived (unknown): a sender stopped while sending them. Check, then "
+            "'campaign send back-pain --retry-unknown' sends them again.") in rest.stderr
+
+
+def test_test_send_answers_for_each_address_and_fails_if_any_was_refused(campaign: Campaign,
+                                                                         smtp_server: SmtpTestServer) -> None:
+    smtp_server.behaviour.rcpt_replies = {"gone@example.com": "550 5.1.1 <gone@example.com>: no such user"}
+    result = campaign("--transport", smtp_server.url, "test-send", "back-pain", "--to", "gone@example.com",
+                      "--to", "me@clinic.example")
+    assert result.exit_code == 1
+    assert result.stdout == ("gone@example.com\trefused: 550 5.1.1 <gone@example.com>: no such user\n"
+                             "me@clinic.example\t250 2.0.0 Message accepted\n")
+    assert result.stderr == (f"campaign: error: 1 of 2 test message(s) were refused (via smtp://127.0.0.1:"
+                             f"{smtp_server.port})\n")
+    assert [m.recipients for m in smtp_server.received] == [["me@clinic.example"]]
+
+
+def test_test_send_refuses_what_is_not_an_address_before_connecting(campaign: Campaign,
+                                                                    smtp_server: SmtpTestServer) -> None:
+    result = campaign("--transport", smtp_server.url, "test-send", "back-pain", "--to", "me@clinic.example",
+                      "--to", "not-an-email")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith("campaign: error: --to 'not-an-email' is not an e-mail address: ")
+    assert smtp_server.received == [] and not smtp_server.rcpt_attempts
+
+
+def test_a_foreground_send_retries_temporary_failures_within_its_window(campaign: Campaign,
+                                                                        smtp_server: SmtpTestServer) -> None:
+    addresses = people(campaign, 3)
+    smtp_server.behaviour.temporary = {addresses[0]: 2}  # greylisted twice
+    result = send(campaign, smtp_server, "--yes", "--retry-after", "0.2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "queued 0\tsending 0\tsent 3\tfailed 0\tskipped 0\tunknown 0\n"
+    assert "Waiting to retry temporary failures at " in result.stderr
+    assert smtp_server.rcpt_attempts[addresses[0]] == 3
+    assert smtp_server.recipients() == {a: 1 for a in addresses}
+
+
+def test_what_is_left_after_the_window_is_left_to_send_due(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    from pipeline.clock import human, utcnow
+
+    addresses = people(campaign, 2)
+    smtp_server.behaviour.temporary = {addresses[0]: 1}
+    before = utcnow()
+    result = send(campaign, smtp_server, "--yes", "--retry-window", "0")
+    assert result.stdout == "queued 1\tsending 0\tsent 1\tfailed 0\tskipped 0\tunknown 0\n"
+    waiting = re.search(r"1 delivery\(ies\) wait for a retry, the next at (\S+ \S+ UTC); 'campaign send-due' \(cron\) "
+                        r"or 'campaign scheduler' sends them", result.stderr)
+    assert waiting is not None and waiting.group(1) > human(before)  # a time still ahead, not one gone by
+
+
+def test_status_counts_mailboxes_refused_during_the_send_as_hard_bounces(campaign: Campaign,
+                                                                          smtp_server: SmtpTestServer) -> None:
+    addresses = people(campaign, 4)
+    smtp_server.behaviour.rcpt_replies = {a: f"550 5.1.1 <{a}>: no such user" for a in addresses[:2]}
+    assert send(campaign, smtp_server, "--yes").exit_code == 0
+    assert "  bounces: hard 2  soft 0  complaints 0\n" in campaign("status", "back-pain").stdout
+    # Importing the DSNs of the same refusals later adds no second count.
+    assert json.loads(campaign("status", "--json").stdout)[0]["bounces"] == {"hard": 2, "soft": 0, "complaint": 0}
+
+
+def test_a_send_goes_on_past_whole_batches_of_readers_who_left(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
+    addresses = people(campaign, 130)
+    assert send(campaign, smtp_server, "--yes", "--limit", "1", "--concurrency", "1").exit_code == 0
+    # More than two claims' worth of readers leave after the recipients were fixed.
+    left = campaign("subscribers", "unsubscribe", *addresses[1:121])
+    assert left.exit_code == 0, left.stderr
+    rest = send(campaign, smtp_server, "--yes", "--concurrency", "1")
+    assert rest.exit_code == 0, rest.stderr
+    assert rest.stdout == "queued 0\tsending 0\tsent 10\tfailed 0\tskipped 120\tunknown 0\n"
+    assert rest.stderr.endswith(f"back-pain is sent, via smtp://127.0.0.1:{smtp_server.port}.\n")
+    assert smtp_server.recipients() == {a: 1 for a in [addresses[0], *addresses[121:]]}

@@ -115,6 +115,17 @@ def test_local_time_fans_out_over_ten_zones(world: World) -> None:
     assert set(world.server.recipients().values()) == {1}
 
 
+def test_a_local_time_send_hours_long_sends_what_it_started_with(world: World) -> None:
+    world.now = utc("2026-10-20 00:00")
+    world.people({"ana@example.com": "Europe/London", "ben@example.com": "America/Los_Angeles"})
+    world.schedule("2026-10-25 09:00", local=True)
+    assert world.tick_at("2026-10-25 09:00") == {"back-pain": 1}
+    settings = world.root / "campaigns/back-pain/settings.toml"
+    settings.write_text(settings.read_text().replace(SUBJECT, "Edited while London already has it"))
+    assert world.tick_at("2026-10-25 16:00") == {"back-pain": 1}
+    assert [m.message["Subject"] for m in world.server.received] == [SUBJECT, SUBJECT]
+
+
 def test_a_scheduler_down_for_an_hour_sends_everything_once(world: World) -> None:
     world.people({f"p{n}@example.com": None for n in range(5)})
     world.schedule("2026-12-01 09:00", "America/Los_Angeles")

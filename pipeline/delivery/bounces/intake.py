@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from pipeline.delivery.bounces.reports import (
     Event,
     Report,
     read_reports,
+    status_code,
 )
 from pipeline.delivery.message_ids import MessageRef, parse_message_id
 from pipeline.delivery.sends import send_exists
@@ -107,14 +109,20 @@ class _Recorder:
         subscriber, ref = self._match(event)
         send_id = self._send_id(ref)
         now = utcnow()
+        # Counted as `campaign status` counts: a recipient once per send and kind, so a message's
+        # "delayed" warnings and its final failure are one soft bounce, in this import or an earlier one.
+        first = send_id is None or subscriber is None or self.conn.execute(sa.select(bounces.c.id).where(
+            bounces.c.send_id == send_id, bounces.c.subscriber_id == subscriber.id, bounces.c.kind == event.kind,
+        ).limit(1)).first() is None
         self.conn.execute(bounces.insert().values(
             report_key=event.key, subscriber_id=subscriber.id if subscriber else None, send_id=send_id,
             kind=event.kind, status=event.status, diagnostic=redact(event.diagnostic), source=report.source[:500],
             received_at=event.received_at or now, created_at=now,
         ))
-        self.counts.hard += event.kind == HARD
-        self.counts.soft += event.kind == SOFT
-        self.counts.complaints += event.kind == COMPLAINT
+        if first:
+            self.counts.hard += event.kind == HARD
+            self.counts.soft += event.kind == SOFT
+            self.counts.complaints += event.kind == COMPLAINT
         if subscriber is None:
             self.counts.unmatched += 1
             return
@@ -133,6 +141,18 @@ class _Recorder:
         if status and subscriber.status == "subscribed":
             set_status(self.conn, subscriber, status, f"bounces:{report.source}"[:200], json.dumps(detail))
             self.counts.suppressed += 1
+
+
+def record_refusal(conn: Connection, send_id: int, subscriber_id: int, delivery_id: int, reply: str,
+                   now: datetime) -> bool:
+    """A mailbox the receiving server refused for good during the SMTP dialogue (550 to RCPT):
+    recorded as a hard bounce of the send, like a reported one, and the address suppressed.
+    Returns whether the subscriber's status changed."""
+    conn.execute(bounces.insert().values(
+        report_key=f"smtp:{send_id}:{delivery_id}", subscriber_id=subscriber_id, send_id=send_id, kind=HARD,
+        status=status_code(reply), diagnostic=redact(reply), source="smtp", received_at=now, created_at=now))
+    subscriber = by_id(conn, subscriber_id)
+    return subscriber is not None and set_status(conn, subscriber, "bounced", "smtp", reply)
 
 
 def record_reports(store: Store, reports: Iterable[Report], secret: str, soft_limit: int,
