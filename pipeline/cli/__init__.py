@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                            "changes."),
     "pause": ("sending:pause_", "Pause a send or a schedule; senders stop after the message in flight."),
     "resume": ("sending:resume_", "Resume a paused send or schedule; nobody gets a second copy."),
-    "send-due": ("schedule:send_due", "Send everything that is due now and exit: the entry point for cron."),
+    "send-due": ("due:send_due", "Send everything that is due now and exit: the entry point for cron."),
     "scheduler": ("schedule:scheduler", "Run the send-due tick every minute until SIGTERM or Ctrl-C, which stop it "
                                         "after the messages in flight."),
     "status": ("sending:status_", "Where each send stands: its subject and content hash, counts per state, bounces "

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -141,3 +142,18 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
+
+NOW_OPTION = click.option("--now", hidden=True, help="Act as if it were this instant (for tests and replays).")
+
+
+def parse_now(now: str | None) -> Callable[[], datetime]:
+    """The clock a command runs by: the real one, or --now's fixed instant."""
+    from pipeline.clock import parse_utc, utcnow
+
+    if not now:
+        return utcnow
+    try:
+        fixed = parse_utc(now)
+    except ValueError:
+        raise click.BadParameter(f"{now!r} is not an ISO time like 2026-12-01T17:00:00Z", param_hint="--now") from None
+    return lambda: fixed

@@ -1,18 +1,16 @@
-"""Commands that run sends on time: `schedule`, `unschedule`, `list`, `send-due`, `scheduler`."""
+"""Commands that run sends on time: `schedule`, `unschedule`, `list`, `scheduler` (`send-due`: cli/due.py)."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from collections.abc import Callable
-from datetime import datetime
 from types import FrameType
 
 import click
 
-from pipeline.cli.context import State, pass_state
-from pipeline.clock import human, parse_utc, utcnow
+from pipeline.cli.context import NOW_OPTION, State, parse_now, pass_state
+from pipeline.clock import human, utcnow
 from pipeline.content.build import build_campaign
 from pipeline.delivery.sending import connection_factory
 from pipeline.errors import SendError
@@ -22,19 +20,6 @@ from pipeline.timing.overview import overview
 from pipeline.timing.recurring import start, stop
 from pipeline.timing.schedule import schedule, unschedule
 from pipeline.timing.tick import DEFAULT_BUDGET, TickReport, tick
-
-
-def _clock(now: str | None) -> Callable[[], datetime]:
-    if not now:
-        return utcnow
-    try:
-        fixed = parse_utc(now)
-    except ValueError:
-        raise click.BadParameter(f"{now!r} is not an ISO time like 2026-12-01T17:00:00Z", param_hint="--now") from None
-    return lambda: fixed
-
-
-NOW_OPTION = click.option("--now", hidden=True, help="Act as if it were this instant (for tests and replays).")
 
 
 @click.command("schedule")
@@ -54,7 +39,7 @@ def schedule_(state: State, slug: str, at: str | None, tz: str | None, local_tim
       campaign schedule monthly-digest
     """
     ws = state.workspace
-    clock = _clock(now)
+    clock = parse_now(now)
     settings = load_campaign(ws, slug)
     if at is None:
         if not settings.recurrence:
@@ -101,39 +86,8 @@ def list_campaigns(state: State, now: str | None) -> None:
     Example:
       campaign list
     """
-    for line in overview(state.store, state.workspace, _clock(now)()):
+    for line in overview(state.store, state.workspace, parse_now(now)()):
         click.echo(f"{line.slug}\t{line.state}\t{human(line.due)}\t{line.sent}/{line.total}\t{line.subject}")
-
-
-def _print_tick(report: TickReport, quiet: bool) -> None:
-    for outcome in report.busy():
-        if not outcome.summary() or (quiet and not (outcome.error or outcome.failed or outcome.unknown)):
-            continue
-        click.echo(f"{outcome.label}: {outcome.summary()}")
-    report.raise_failures()
-
-
-@click.command("send-due")
-@click.option("--max-seconds", type=click.FloatRange(min=1), default=DEFAULT_BUDGET, show_default=True,
-              help="Start no new message after this long, so the run fits a one-minute cron slot.")
-@click.option("--quiet", is_flag=True, help="Print nothing unless something failed (for cron).")
-@NOW_OPTION
-@pass_state
-def send_due(state: State, max_seconds: float, quiet: bool, now: str | None) -> None:
-    """Send everything that is due now and exit: the entry point for cron. Safe to run every
-    minute, overlapping with itself and with `campaign scheduler`.
-
-    Exit status 1 only on a real failure (a broken campaign or configuration, an unreachable
-    server), never because nothing was due.
-
-    \b
-    Crontab:
-      * * * * *  cd /srv/clinic && campaign send-due --quiet
-    """
-    ws = state.workspace
-    _, connect = connection_factory(ws, state.transport_url)
-    report = tick(state.store, ws, connect, _clock(now), max_seconds=max_seconds)
-    _print_tick(report, quiet)
 
 
 @click.command("scheduler")
@@ -154,7 +108,7 @@ def scheduler(state: State, once: bool, max_seconds: float, now: str | None) -> 
     log = logging.getLogger("campaign.scheduler")
     ws = state.workspace
     description, connect = connection_factory(ws, state.transport_url)
-    clock = _clock(now)
+    clock = parse_now(now)
     halt = threading.Event()
 
     def tick_once(stop: threading.Event) -> TickReport:

@@ -14,6 +14,7 @@ from pipeline.db.schema import (
     custom_fields,
     deliveries,
     digest_articles,
+    in_flight_index,
     metadata,
     queued_index,
     recurrences,
@@ -76,8 +77,17 @@ def _v7(conn: Connection) -> None:
     signed_up_index.create(conn)
 
 
+def _v8(conn: Connection) -> None:
+    # A database made new has the column already: version 4 creates the table as it is now.
+    present = {column["name"] for column in sa.inspect(conn).get_columns("recurrences")}
+    if "next_at" not in present:
+        conn.execute(sa.text("ALTER TABLE recurrences ADD COLUMN next_at TIMESTAMP"))
+        conn.execute(sa.text("ALTER TABLE recurrences ADD COLUMN settings_stamp VARCHAR(64)"))
+    in_flight_index.create(conn, checkfirst=True)
+
+
 # One function per schema version, applied in order; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -148,6 +148,11 @@ _QUEUED = sa.text("state = 'queued'")
 queued_index = sa.Index("deliveries_due", deliveries.c.send_id, deliveries.c.due_at, deliveries.c.id,
                         sqlite_where=_QUEUED, postgresql_where=_QUEUED)
 sa.Index("deliveries_subscriber", deliveries.c.subscriber_id)
+# Rows on the wire: a few at any time, the ones a crash leaves behind. Recovery and the idle check
+# look only at these instead of every delivery of a send.
+_IN_FLIGHT = sa.text("state = 'sending'")
+in_flight_index = sa.Index("deliveries_in_flight", deliveries.c.send_id, deliveries.c.lease_until,
+                           sqlite_where=_IN_FLIGHT, postgresql_where=_IN_FLIGHT)
 
 
 BOUNCE_KINDS = ("hard", "soft", "complaint")
@@ -179,6 +184,10 @@ recurrences = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("last_occurrence", UTCDateTime),  # the instant of the latest occurrence dealt with
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The next occurrence, and the settings.toml (mtime and size) it was worked out from, so a tick
+    # can tell "nothing due" without parsing the recurrence (timing.idle).
+    sa.Column("next_at", UTCDateTime),
+    sa.Column("settings_stamp", sa.String(64)),
 )
 
 # Every article a recurring digest has sent, so none goes out twice.

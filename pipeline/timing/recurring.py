@@ -25,6 +25,7 @@ from pipeline.errors import RecurringError
 from pipeline.settings.campaign import CampaignSettings, load_campaign
 from pipeline.settings.workspace import Workspace
 from pipeline.timing.feeds import SourceItem, read_source
+from pipeline.timing.idle import settings_stamp
 from pipeline.timing.recurrence import Recurrence, parse_recurrence
 from pipeline.timing.schedule import default_zone
 
@@ -49,6 +50,8 @@ class Series:
     recurrence: Recurrence
     started_at: datetime
     last_occurrence: datetime | None
+    next_at: datetime | None = None  # as stored for the idle check, from settings.toml as it was then
+    settings_stamp: str | None = None
 
     def next_occurrence(self) -> datetime:
         return self.recurrence.next_after(self.last_occurrence or self.started_at)
@@ -63,9 +66,11 @@ def start(store: Store, workspace: Workspace, slug: str, now: datetime) -> Serie
     with store.transaction() as conn:
         row = conn.execute(sa.select(recurrences).where(recurrences.c.campaign == slug)).first()
         if row is None:
-            conn.execute(recurrences.insert().values(campaign=slug, started_at=now, updated_at=now))
+            conn.execute(recurrences.insert().values(campaign=slug, started_at=now, updated_at=now,
+                                                     next_at=recurrence.next_after(now),
+                                                     settings_stamp=settings_stamp(settings.path)))
             return Series(slug, recurrence, now, None)
-        return Series(slug, recurrence, row.started_at, row.last_occurrence)
+        return Series(slug, recurrence, row.started_at, row.last_occurrence, row.next_at, row.settings_stamp)
 
 
 def stop(store: Store, slug: str) -> None:
@@ -78,7 +83,8 @@ def series(conn: Connection, workspace: Workspace, settings: CampaignSettings) -
     row = conn.execute(sa.select(recurrences).where(recurrences.c.campaign == settings.slug)).first()
     if row is None or not settings.recurrence:
         return None
-    return Series(settings.slug, recurrence_of(workspace, settings), row.started_at, row.last_occurrence)
+    return Series(settings.slug, recurrence_of(workspace, settings), row.started_at, row.last_occurrence,
+                  row.next_at, row.settings_stamp)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,11 @@ def run_due(store: Store, workspace: Workspace, settings: CampaignSettings, now:
     since = current.last_occurrence or current.started_at
     due = current.recurrence.latest_until(since, now)
     if due is None:
+        stamp = settings_stamp(settings.path)
+        if stamp != current.settings_stamp or current.next_at != current.next_occurrence():
+            with store.transaction() as conn:  # unknown yet, or settings.toml changed: for the idle check
+                conn.execute(recurrences.update().where(recurrences.c.campaign == settings.slug).values(
+                    next_at=current.next_occurrence(), settings_stamp=stamp, updated_at=now))
         return None
     items = read_source(settings.source or "", settings.directory)  # before the transaction: it may be slow
     with store.transaction() as conn:
@@ -112,7 +123,8 @@ def run_due(store: Store, workspace: Workspace, settings: CampaignSettings, now:
         if row is None or (row.last_occurrence is not None and row.last_occurrence >= due):
             return None  # stopped meanwhile, or another process made this occurrence
         conn.execute(recurrences.update().where(recurrences.c.campaign == settings.slug).values(
-            last_occurrence=due, updated_at=now))
+            last_occurrence=due, updated_at=now, next_at=current.recurrence.next_after(due),
+            settings_stamp=settings_stamp(settings.path)))
         sent = set(conn.execute(sa.select(digest_articles.c.article_key).where(
             digest_articles.c.campaign == settings.slug)).scalars())
         chosen = _new_items(items, sent, since, settings.max_articles)

@@ -26,10 +26,10 @@ from pipeline.delivery.transports import ConnectionFactory
 from pipeline.errors import CampaignError, SeveralErrors
 from pipeline.settings.campaign import load_campaign
 from pipeline.settings.workspace import Workspace
+from pipeline.timing import DEFAULT_BUDGET
 from pipeline.timing.recurring import run_due
 from pipeline.timing.schedule import default_zone, spread_local_time
 
-DEFAULT_BUDGET = 50.0  # seconds: room for one run in a one-minute cron slot
 _COUNTED = ("sent", "failed", "retrying", "skipped", "unknown")
 
 
