@@ -14,7 +14,7 @@ from pipeline.db.schema import (
     custom_fields,
     deliveries,
     digest_articles,
-    in_flight_index,
+    leased_index,
     metadata,
     queued_index,
     recurrences,
@@ -83,7 +83,7 @@ def _v8(conn: Connection) -> None:
     if "next_at" not in present:
         conn.execute(sa.text("ALTER TABLE recurrences ADD COLUMN next_at TIMESTAMP"))
         conn.execute(sa.text("ALTER TABLE recurrences ADD COLUMN settings_stamp VARCHAR(64)"))
-    in_flight_index.create(conn, checkfirst=True)
+    leased_index.create(conn, checkfirst=True)
 
 
 # One function per schema version, applied in order; never edit one that has shipped.

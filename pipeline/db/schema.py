@@ -148,11 +148,11 @@ _QUEUED = sa.text("state = 'queued'")
 queued_index = sa.Index("deliveries_due", deliveries.c.send_id, deliveries.c.due_at, deliveries.c.id,
                         sqlite_where=_QUEUED, postgresql_where=_QUEUED)
 sa.Index("deliveries_subscriber", deliveries.c.subscriber_id)
-# Rows on the wire: a few at any time, the ones a crash leaves behind. Recovery and the idle check
-# look only at these instead of every delivery of a send.
-_IN_FLIGHT = sa.text("state = 'sending'")
-in_flight_index = sa.Index("deliveries_in_flight", deliveries.c.send_id, deliveries.c.lease_until,
-                           sqlite_where=_IN_FLIGHT, postgresql_where=_IN_FLIGHT)
+# Rows a sender holds (leased, or on the wire): a few at any time, and the ones a crash leaves
+# behind. Recovery and the idle check look only at these, never at every delivery of a send.
+_LEASED = sa.text("lease_until IS NOT NULL")
+leased_index = sa.Index("deliveries_leased", deliveries.c.send_id, deliveries.c.lease_until,
+                        sqlite_where=_LEASED, postgresql_where=_LEASED)
 
 
 BOUNCE_KINDS = ("hard", "soft", "complaint")

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline.audience.segments import Segment
 from pipeline.audience.subscribers import display_name, merge_values
+from pipeline.audience.unsubscribe_journal import apply_pending_unsubscribes
 from pipeline.db.raw import run_sql
 from pipeline.db.schema import (
     DELIVERY_STATES,
@@ -101,18 +102,20 @@ def recover(conn: Connection, send_id: int, now: datetime) -> int:
     they become `unknown` and are never resent by themselves. Rows a dead sender had only
     leased go back to the queue. Returns how many became unknown.
     """
+    # Every term names lease_until, so the small index of leased rows answers, not a scan of the send.
     held = conn.execute(sa.select(deliveries.c.worker).distinct().where(
-        deliveries.c.send_id == send_id, deliveries.c.worker.is_not(None), deliveries.c.lease_until >= now)).scalars()
+        deliveries.c.send_id == send_id, deliveries.c.lease_until >= now, deliveries.c.worker.is_not(None))).scalars()
     dead = [w for w in held if _dead(w)]
     gone = sa.or_(deliveries.c.lease_until < now, deliveries.c.worker.in_(dead)) if dead else \
         deliveries.c.lease_until < now
     result = conn.execute(deliveries.update().where(
-        deliveries.c.send_id == send_id, deliveries.c.state == "sending", gone,
+        deliveries.c.send_id == send_id, deliveries.c.lease_until.is_not(None), deliveries.c.state == "sending", gone,
     ).values(state="unknown", worker=None, lease_until=None, updated_at=now,
              error="the sender stopped while this message was being sent; it may or may not have arrived"))
     if dead:
         conn.execute(deliveries.update().where(
-            deliveries.c.send_id == send_id, deliveries.c.state == "queued", deliveries.c.worker.in_(dead),
+            deliveries.c.send_id == send_id, deliveries.c.lease_until.is_not(None), deliveries.c.state == "queued",
+            deliveries.c.worker.in_(dead),
         ).values(worker=None, lease_until=None, updated_at=now))
     return int(result.rowcount or 0)
 
@@ -142,6 +145,7 @@ def claim(conn: Connection, send_id: int, worker: str, limit: int, now: datetime
     """Lease up to `limit` due deliveries to `worker`; ones whose subscriber left become skipped.
     Returns the leased deliveries to send and how many were skipped: a batch may be all skipped
     while more rows wait behind it."""
+    apply_pending_unsubscribes(conn)  # on SQLite, unsubscribes the web pages journaled (see there)
     ids = list(conn.execute(_CANDIDATES, {"send_id": send_id, "now": now, "limit": limit}).scalars())
     if not ids:
         return [], 0

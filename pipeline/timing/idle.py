@@ -64,7 +64,8 @@ def _idle(conn: sqlite3.Connection, workspace: Path, now: str) -> bool:
                               (send_id,)).fetchone()[0]
         if queued is None or queued <= now:
             return False  # due now, or nothing left and the send wants finishing
-        if conn.execute("SELECT 1 FROM deliveries WHERE send_id = ? AND state = 'sending' LIMIT 1",
+        if conn.execute("SELECT 1 FROM deliveries WHERE send_id = ? AND lease_until IS NOT NULL AND state = 'sending' "
+                        "LIMIT 1",
                         (send_id,)).fetchone():
             return False  # a sender is at work, or died at work: its rows need looking after
     for campaign, next_at, stamp in conn.execute(

@@ -51,10 +51,11 @@ def test_a_send_under_way_is_due_while_rows_are_due_or_on_the_wire(campaign: Cam
             due_at=datetime(2030, 1, 1, tzinfo=UTC)))
     assert nothing_due(campaign.root, None, now)  # retries fall due later
     with store.transaction() as conn:
-        conn.execute(deliveries.update().where(deliveries.c.state == "sent").values(state="sending"))
+        conn.execute(deliveries.update().where(deliveries.c.state == "sent").values(  # as a killed sender leaves it
+            state="sending", lease_until=now, worker="elsewhere:1:x"))
     assert not nothing_due(campaign.root, None, now)  # a sender's leftovers need recovering
     with store.transaction() as conn:
-        conn.execute(deliveries.update().values(state="sent"))
+        conn.execute(deliveries.update().values(state="sent", lease_until=None))
     store.close()
     assert not nothing_due(campaign.root, None, now)  # nothing left: the send wants marking sent
 
