@@ -181,23 +181,45 @@ class Rendered:
     mjml_lines: tuple[str, ...]  # for each MJML line, the template that produced it
 
 
-class Renderer:
-    """The templates of one workspace, loaded once and reused for every render."""
+# Compiled templates outlive one Renderer: per process (environments below, which reload a template
+# whose file changed) and across processes (Jinja's bytecode on disk, keyed by each source's
+# checksum), so a `campaign render` or `send` does not compile the templates afresh every time.
+_BYTECODE = jinja2.FileSystemBytecodeCache()
+_ENVIRONMENTS: dict[tuple[Path, Path, str], tuple[jinja2.Environment, jinja2.Environment]] = {}
 
-    def __init__(self, workspace: Workspace) -> None:
+
+class Renderer:
+    """The templates of one workspace, loaded once and reused for every render.
+
+    `fresh` gives it environments of its own (the preview's rebuilds, which must see an edit at
+    once); otherwise the process's environments for that templates folder are reused.
+    """
+
+    def __init__(self, workspace: Workspace, fresh: bool = False) -> None:
         self.workspace = workspace
         self.dir = workspace.templates_dir
-        loader = _MarkingLoader(str(self.dir), workspace.root)
-        common = dict(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                      lstrip_blocks=True, keep_trailing_newline=True)
-        self.mjml_env = jinja2.Environment(autoescape=True, **common)  # type: ignore[arg-type]
-        self.text_env = jinja2.Environment(autoescape=False, **common)  # type: ignore[arg-type]
+        key = (self.dir.resolve(), workspace.root.resolve(), workspace.defaults.first_name_fallback)
+        environments = None if fresh else _ENVIRONMENTS.get(key)
+        if environments is None:
+            environments = self._environments(workspace)
+            if not fresh:
+                _ENVIRONMENTS[key] = environments
+        self.mjml_env, self.text_env = environments
+
+    @classmethod
+    def _environments(cls, workspace: Workspace) -> tuple[jinja2.Environment, jinja2.Environment]:
+        loader = _MarkingLoader(str(workspace.templates_dir), workspace.root)
+        common = dict(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True, bytecode_cache=_BYTECODE)
+        mjml_env = jinja2.Environment(autoescape=True, **common)  # type: ignore[arg-type]
+        text_env = jinja2.Environment(autoescape=False, **common)  # type: ignore[arg-type]
         fallback = workspace.defaults.first_name_fallback
-        for env, is_html in ((self.mjml_env, True), (self.text_env, False)):
+        for env, is_html in ((mjml_env, True), (text_env, False)):
             env.filters.update(inline=inline_html, text=inline_text, wrap=wrap, text_list=text_list,
                                runs=runs, kind=_block_kind, long_date=long_date,
                                display_url=display_url)
-            env.globals["merge"] = self._merge_function(is_html, fallback)
+            env.globals["merge"] = cls._merge_function(is_html, fallback)
+        return mjml_env, text_env
 
     @staticmethod
     def _merge_function(is_html: bool, first_name_fallback: str) -> Any:

@@ -104,8 +104,8 @@ class Preview:
                 recipients = tuple(self._recipients())
                 # Known before building, so that fixing a broken article is seen as a change too.
                 self._articles = load_campaign(self.workspace, self.slug).articles
-                # A fresh Renderer: the old one would serve its cached copy of an edited template.
-                build = build_campaign(self.workspace, self.slug, Renderer(self.workspace))
+                # A fresh Renderer: a shared one could serve its cached copy of a template just edited.
+                build = build_campaign(self.workspace, self.slug, Renderer(self.workspace, fresh=True))
                 personaliser = Personaliser(self.workspace, build.content, self.slug, self.tokens)
                 factory, error = MessageFactory(personaliser, 0), None
             except CampaignError as exc:
