@@ -18,6 +18,7 @@ from pipeline.errors import StoreError
 from pipeline.redact import redact_url
 
 DB_NAME = "campaign.db"
+CACHE_PAGES = -65536  # SQLite page cache per connection, in KiB when negative: 64 MB
 
 
 def default_url(workspace_root: Path) -> str:
@@ -33,7 +34,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # A larger page cache keeps a million-row list's indexes in memory during imports and counts.
-    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute(f"PRAGMA cache_size={CACHE_PAGES}")
     cursor.close()
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from pipeline.audience.recipients import Recipient
 from pipeline.clock import utcnow
-from pipeline.db.engine import Store
+from pipeline.db.engine import CACHE_PAGES, Store
 from pipeline.db.raw import RawTransactions
 from pipeline.delivery.bounces.intake import record_refusal
 from pipeline.delivery.ledger import (
@@ -51,6 +51,7 @@ from pipeline.settings.workspace import RATE
 CLAIM_BATCH = 50  # leased rows stay queued, so a crash never makes them unknown
 _WRITE_LOCK = threading.Lock()
 CONNECT_ATTEMPTS = 3
+SENDER_CACHE_KB = 2048  # SQLite page cache of each sending connection
 
 
 class RateLimit:
@@ -197,8 +198,17 @@ class Sender:
     def _worker(self, name: str, done: threading.Event) -> None:
         try:
             with self.store.engine.connect() as db:
-                db.execution_options(writing=True)
-                _Worker(self, name, db).run()
+                sqlite = db.dialect.name == "sqlite"
+                if sqlite:
+                    # A sender touches a few pages per message: the large cache imports and counts
+                    # want would only grow with the list, per connection (memory flat at any size).
+                    db.connection.driver_connection.execute(f"PRAGMA cache_size=-{SENDER_CACHE_KB}")
+                try:
+                    db.execution_options(writing=True)
+                    _Worker(self, name, db).run()
+                finally:
+                    if sqlite:  # the connection goes back to the pool for other work
+                        db.connection.driver_connection.execute(f"PRAGMA cache_size={CACHE_PAGES}")
         except Exception as exc:  # a worker that dies must stop the others and say why
             if not self.report.error:
                 self.report.error = str(exc) or type(exc).__name__
