@@ -3,7 +3,8 @@
 No user value is ever put into SQL text: every literal becomes a bound parameter, and nothing is
 evaluated. The same expression gives the same subscribers on SQLite and PostgreSQL: absent
 values compare like Python's None (``city != "Portland"`` includes people with no city), text
-comparisons are exact, and e-mail comparisons ignore case.
+compares byte by byte (code point order, whatever the database's collation), and e-mail
+comparisons ignore case. Sizes and values are bounded (see segment_limits).
 
     "back-pain" in tags and city == "San Francisco"
     signed_up >= days_ago(90) and not (birth_year < 1960 or "pregnant" in tags)
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +23,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipeline.audience.segment_columns import Columns
+from pipeline.audience.segment_limits import (
+    TOO_DEEP,
+    Budget,
+    date_problem,
+    days_problem,
+    nesting,
+    number_problem,
+    text_problem,
+    too_long,
+    unstorable,
+)
 from pipeline.audience.subscribers import BUILTIN_FIELDS
 from pipeline.db.schema import subscriber_tags, subscribers
 from pipeline.errors import SegmentError
@@ -47,7 +61,7 @@ class Field:
 
 class _Compiler:
     def __init__(self, source: str, name: str | None, dialect: str, saved: Mapping[str, str],
-                 fields: set[str], now: datetime, stack: tuple[str, ...]) -> None:
+                 fields: set[str], now: datetime, stack: tuple[str, ...], budget: Budget, base: int) -> None:
         self.source = source.strip()
         self.saved_name = name
         self.dialect = dialect
@@ -55,33 +69,42 @@ class _Compiler:
         self.fields = fields
         self.now = now
         self.stack = stack
+        self.budget = budget  # shared with the saved segments this one includes
+        self.base = base  # how deep the segment() call this expression stands for sits
+        self.calls: dict[ast.expr, int] = {}
+        self.sql = Columns(dialect)
 
     # -- errors ------------------------------------------------------------------------------
     def where(self) -> str:
         return f"segment {self.saved_name!r}" if self.saved_name else "segment expression"
 
     def fail(self, node: ast.AST | None, message: str) -> SegmentError:
-        where = self.where()
         if node is not None and hasattr(node, "col_offset"):
             lines = self.source.split("\n")
             line = getattr(node, "lineno", 1)
             text = lines[line - 1] if line <= len(lines) else ""
             column = len(text.encode("utf-8")[: node.col_offset].decode("utf-8", errors="ignore")) + 1
-            where += f", line {line}, column {column}" if len(lines) > 1 else f", column {column}"
-        return SegmentError(f"{where}: {message}")
+            return self.located(line, column, message)
+        return SegmentError(f"{self.where()}: {message}")
+
+    def located(self, line: int, column: int, message: str) -> SegmentError:
+        where = f", line {line}, column {column}" if "\n" in self.source else f", column {column}"
+        return SegmentError(f"{self.where()}{where}: {message}")
+
+    def at(self, index: int, message: str) -> SegmentError:
+        """An error at a character of the source, for problems found before parsing."""
+        line_start = self.source.rfind("\n", 0, index) + 1
+        return self.located(self.source.count("\n", 0, index) + 1, index - line_start + 1, message)
 
     def known(self) -> str:
         return ", ".join([*BUILTIN_FIELDS, *sorted(self.fields)])
 
     # -- entry -------------------------------------------------------------------------------
     def compile(self) -> sa.ColumnElement[bool]:
-        if not self.source:
-            raise SegmentError(f"{self.where()} is empty")
-        try:
-            tree = ast.parse(self.source, mode="eval")
-        except SyntaxError as exc:
-            line = f"line {exc.lineno}, " if "\n" in self.source else ""
-            raise SegmentError(f"{self.where()}, {line}column {exc.offset or 1}: invalid syntax ({exc.msg})") from None
+        tree = self.parse()
+        too_deep, self.calls = nesting(tree.body, self.base)
+        if too_deep is not None:
+            raise self.fail(too_deep, TOO_DEEP)
         result = self.node(tree.body)
         if isinstance(result, bool):
             return sa.true() if result else sa.false()
@@ -89,6 +112,44 @@ class _Compiler:
             raise self.fail(tree.body, "a segment must be a condition, such as city == \"Portland\" "
                                        "or \"back-pain\" in tags")
         return result
+
+    def parse(self) -> ast.Expression:
+        if not self.source:
+            raise SegmentError(f"{self.where()} is empty")
+        cached = self.budget.trees.get(self.saved_name) if self.saved_name else None
+        if cached is not None:
+            return cached
+        problem = too_long(self.source)
+        if problem:
+            raise SegmentError(f"{self.where()} {problem}")
+        bad = unstorable(self.source)  # ast.parse itself fails on NUL and on lone surrogates
+        if bad is not None:
+            raise self.at(bad, text_problem(self.source[bad]) or "")
+        try:
+            with warnings.catch_warnings():  # "invalid escape sequence" and the like, printed otherwise
+                warnings.simplefilter("ignore")
+                tree = ast.parse(self.source, mode="eval")
+        except SyntaxError as exc:
+            deep = "too many nested parentheses" in (exc.msg or "")
+            raise self.located(exc.lineno or 1, exc.offset or 1,
+                               TOO_DEEP if deep else f"invalid syntax ({exc.msg})") from None
+        except (RecursionError, MemoryError):  # the parser's own limits on nesting
+            raise SegmentError(f"{self.where()}: {TOO_DEEP}") from None
+        if self.saved_name:
+            self.budget.trees[self.saved_name] = tree
+        return tree
+
+    def count(self, node: ast.expr) -> None:
+        """One more condition, counted over the whole expression and the saved segments it includes."""
+        problem = self.budget.condition()
+        if problem:
+            raise self.fail(node, problem)
+
+    def number(self, value: float, node: ast.expr) -> float:
+        problem = number_problem(value)
+        if problem:
+            raise self.fail(node, f"{ast.get_source_segment(self.source, node) or value} {problem}")
+        return value
 
     # -- nodes -------------------------------------------------------------------------------
     def node(self, node: ast.expr) -> Any:
@@ -99,17 +160,30 @@ class _Compiler:
             if isinstance(node.op, ast.Not):
                 return sa.not_(self.condition(node.operand))
             if isinstance(node.op, (ast.USub, ast.UAdd)):
-                value = self.node(node.operand)
+                # A literal's range is checked once its sign is known: -9223372036854775808 fits.
+                operand = node.operand
+                value = operand.value if isinstance(operand, ast.Constant) else self.node(operand)
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    return -value if isinstance(node.op, ast.USub) else value
+                    return self.number(-value if isinstance(node.op, ast.USub) else value, node)
             raise self.fail(node, "only numbers can be negative")
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.Constant):
-            if isinstance(node.value, (str, int, float, bool)) or node.value is None:
-                return node.value
-            raise self.fail(node, f"{type(node.value).__name__} values are not allowed")
+            value = node.value
+            if isinstance(value, str):
+                problem = text_problem(value)
+                if problem:
+                    raise self.fail(node, problem)
+                return value
+            if isinstance(value, (int, float)):
+                return self.number(value, node)
+            if value is None:
+                return value
+            raise self.fail(node, f"{type(value).__name__} values are not allowed")
         if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            problem = self.budget.items(len(node.elts))
+            if problem:
+                raise self.fail(node, problem)
             values = [self.node(e) for e in node.elts]
             if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
                 raise self.fail(node, "a list may hold only text and numbers")
@@ -130,6 +204,7 @@ class _Compiler:
     def condition(self, node: ast.expr) -> sa.ColumnElement[bool]:
         value = self.node(node)
         if isinstance(value, bool):
+            self.count(node)
             return sa.true() if value else sa.false()
         if not isinstance(value, sa.ColumnElement):
             raise self.fail(node, "expected a condition here, such as status == \"subscribed\"")
@@ -162,15 +237,17 @@ class _Compiler:
             raise self.fail(node, f"{name}() takes exactly one argument")
         (arg,) = args
         if name == "days_ago":
-            if not isinstance(arg, (int, float)) or isinstance(arg, bool) or arg < 0:
-                raise self.fail(node.args[0], "days_ago() takes a number of days, such as days_ago(90)")
+            problem = days_problem(arg)
+            if problem:
+                raise self.fail(node.args[0], problem)
             return self.now - timedelta(days=arg)
         if name == "date":
             return self.parse_date(arg, node.args[0])
-        return self.saved_segment(arg, node.args[0])
+        return self.saved_segment(arg, node.args[0], self.calls[node])
 
     def method(self, node: ast.Call) -> sa.ColumnElement[bool]:
         assert isinstance(node.func, ast.Attribute)
+        self.count(node)
         method = node.func.attr
         target = self.node(node.func.value)
         if method.startswith("_") or method not in METHODS:
@@ -182,9 +259,9 @@ class _Compiler:
         if len(args) != 1 or not isinstance(args[0], str):
             raise self.fail(node, f".{method}() takes one piece of text")
         column, needle = self.text(target, args[0], node)
-        return self.guard(target, self.affix(column, needle, method == "startswith"))
+        return self.guard(target, self.sql.affix(column, needle, method == "startswith"))
 
-    def saved_segment(self, name: Any, node: ast.expr) -> sa.ColumnElement[bool]:
+    def saved_segment(self, name: Any, node: ast.expr, depth: int) -> sa.ColumnElement[bool]:
         if not isinstance(name, str) or name not in self.saved:
             known = ", ".join(sorted(self.saved)) or "none saved in campaign.toml"
             raise self.fail(node, f"no saved segment {name!r} (known: {known})")
@@ -192,7 +269,7 @@ class _Compiler:
             chain = " -> ".join([*self.stack, name])
             raise self.fail(node, f"saved segments refer to each other in a loop: {chain}")
         return _Compiler(self.saved[name], name, self.dialect, self.saved, self.fields, self.now,
-                         (*self.stack, name)).compile()
+                         (*self.stack, name), self.budget, depth).compile()
 
     def parse_date(self, value: Any, node: ast.expr) -> datetime:
         if isinstance(value, datetime):
@@ -205,6 +282,9 @@ class _Compiler:
                     parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
                 except ValueError:
                     raise self.fail(node, f"{value!r} is not a date like \"2026-03-01\"") from None
+            problem = date_problem(parsed, value)
+            if problem:
+                raise self.fail(node, problem)
             return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
         raise self.fail(node, "expected a date like \"2026-03-01\" or days_ago(30)")
 
@@ -218,6 +298,7 @@ class _Compiler:
         return parts[0] if len(parts) == 1 else sa.and_(*parts)
 
     def pair(self, node: ast.Compare, left_node: ast.expr, op: ast.cmpop, right_node: ast.expr) -> Any:
+        self.count(left_node)
         left, right = self.node(left_node), self.node(right_node)
         symbol = _SYMBOL.get(type(op), "?")
         if isinstance(op, (ast.In, ast.NotIn)):
@@ -257,12 +338,14 @@ class _Compiler:
         if isinstance(value, bool):
             if name not in self.fields or type(op) not in (ast.Eq, ast.NotEq):
                 raise self.fail(value_node, "True and False compare only with custom fields, using == or !=")
-            clause = self.json_bool(name, value)
+            clause = self.sql.json_bool(name, value)
             return clause if isinstance(op, ast.Eq) else sa.not_(clause)
         if isinstance(value, (int, float)):
             if name not in self.fields:
                 raise self.fail(value_node, f"{name} holds text; compare it with text in quotes")
-            return self.guard(target, fn(self.json_number(name), value))
+            if isinstance(op, ast.NotEq):  # as in Python, a missing number is not equal to any number
+                return sa.not_(self.guard(target, self.sql.json_number(name) == value))
+            return self.guard(target, fn(self.sql.json_number(name), value))
         column, text = self.text(target, value, value_node)
         if isinstance(op, ast.NotEq):
             return sa.not_(self.guard(target, column == text))
@@ -281,18 +364,18 @@ class _Compiler:
             if right.name == "signed_up":
                 raise self.fail(right_node, "signed_up is a date; compare it with >= or <")
             column, needle = self.text(right, left, left_node)
-            return self.guard(right, self.contains(column, needle))
+            return self.guard(right, self.sql.contains(column, needle))
         if isinstance(left, Field) and isinstance(right, tuple):
             if left.name in ("tags", "signed_up"):
                 raise self.fail(left_node, f"{left.name} cannot be looked up in a list")
             if all(isinstance(v, str) for v in right):
                 if left.name in self.fields:
-                    return self.guard(left, self.json_text(left.name).in_(right))
+                    return self.guard(left, self.sql.bytewise(self.sql.json_text(left.name)).in_(right))
                 column = subscribers.c.email_key if left.name == "email" else _TEXT[left.name]
                 values = [v.lower() for v in right] if left.name == "email" else list(right)
-                return self.guard(left, column.in_(values))
+                return self.guard(left, self.sql.bytewise(column).in_(values))
             if left.name in self.fields and all(isinstance(v, (int, float)) for v in right):
-                return self.guard(left, self.json_number(left.name).in_(right))
+                return self.guard(left, self.sql.numbers_in(self.sql.json_number(left.name), right))
             raise self.fail(right_node, "a list must hold only text or only numbers")
         raise self.fail(node, "'in' works as \"tag\" in tags, \"text\" in field, or field in [\"a\", \"b\"]")
 
@@ -301,12 +384,12 @@ class _Compiler:
         if not isinstance(value, str):
             raise self.fail(node, f"{target.name} holds text; compare it with text in quotes")
         if target.name == "email":
-            return subscribers.c.email_key, value.lower()
+            return self.sql.bytewise(subscribers.c.email_key), value.lower()
         if target.name in _TEXT:
-            return _TEXT[target.name], value
+            return self.sql.bytewise(_TEXT[target.name]), value
         if target.name in ("tags", "signed_up"):
             raise self.fail(node, f"{target.name} cannot be compared with text")
-        return self.json_text(target.name), value
+        return self.sql.bytewise(self.sql.json_text(target.name)), value
 
     def guard(self, target: Field, clause: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
         """An absent value makes a comparison false, never NULL, so `not` behaves as in Python."""
@@ -318,50 +401,8 @@ class _Compiler:
         if target.name in _NULLABLE:
             return _TEXT[target.name].is_not(None)
         if target.name in self.fields:
-            return self.json_text(target.name).is_not(None)
+            return self.sql.json_text(target.name).is_not(None)
         raise self.fail(node, f"{target.name} always has a value")
-
-    def path(self, name: str) -> sa.BindParameter[str]:
-        return sa.bindparam(None, f'$."{name}"', type_=sa.String) if self.dialect == "sqlite" else \
-            sa.bindparam(None, name, type_=sa.String)
-
-    def json_text(self, name: str) -> sa.ColumnElement[Any]:
-        fields = subscribers.c.fields
-        if self.dialect == "sqlite":
-            kind = sa.func.json_type(fields, self.path(name))
-            return sa.case((kind == "true", "true"), (kind == "false", "false"),
-                           else_=sa.cast(sa.func.json_extract(fields, self.path(name)), sa.Text))
-        return fields.op("->>")(self.path(name))
-
-    def json_number(self, name: str) -> sa.ColumnElement[Any]:
-        fields = subscribers.c.fields
-        if self.dialect == "sqlite":
-            return sa.case((sa.func.json_type(fields, self.path(name)).in_(["integer", "real"]),
-                            sa.func.json_extract(fields, self.path(name))))
-        return sa.case((sa.func.jsonb_typeof(fields.op("->")(self.path(name))) == "number",
-                        sa.cast(fields.op("->>")(self.path(name)), sa.Numeric)))
-
-    def json_bool(self, name: str, value: bool) -> sa.ColumnElement[bool]:
-        fields = subscribers.c.fields
-        word = "true" if value else "false"
-        if self.dialect == "sqlite":
-            return sa.func.coalesce(sa.func.json_type(fields, self.path(name)) == word, sa.false())
-        return sa.func.coalesce(sa.and_(sa.func.jsonb_typeof(fields.op("->")(self.path(name))) == "boolean",
-                                        fields.op("->>")(self.path(name)) == word), sa.false())
-
-    def contains(self, column: sa.ColumnElement[Any], needle: str) -> sa.ColumnElement[bool]:
-        function = sa.func.instr if self.dialect == "sqlite" else sa.func.strpos
-        return function(column, needle) > 0
-
-    def affix(self, column: sa.ColumnElement[Any], needle: str, start: bool) -> sa.ColumnElement[bool]:
-        size = len(needle)
-        if size == 0:
-            return column.is_not(None)
-        if start:
-            return sa.func.substr(column, 1, size) == needle
-        if self.dialect == "sqlite":
-            return sa.func.substr(column, -size) == needle
-        return sa.func.right(column, size) == needle
 
 
 def compile_segment(expression: str, *, dialect: str, saved: Mapping[str, str] | None = None,
@@ -372,5 +413,5 @@ def compile_segment(expression: str, *, dialect: str, saved: Mapping[str, str] |
     `name` is the saved segment's name when the expression is one, for messages and loops.
     """
     compiler = _Compiler(expression, name, dialect, saved or {}, set(fields), now or datetime.now(UTC),
-                         (name,) if name else ())
+                         (name,) if name else (), Budget(), 0)
     return compiler.compile()

@@ -94,6 +94,30 @@ def test_errors_are_one_line(audience: Campaign, tmp_path: Path) -> None:
         "campaign: error: --field 'oops' must look like name=value\n")
 
 
+def test_segments_past_the_limits_are_one_line_errors(audience: Campaign) -> None:
+    accepted = " or ".join(["True"] * 250)
+    assert audience("segments", "count", accepted).stdout == "0\n"
+    unstorable = "(NUL characters and lone surrogates cannot be stored)"
+    for expression, message in [
+        (accepted + " or True", (f"column {len(accepted) + 5}: too many conditions (the limit is 250 in all; "
+                                 "a list such as city in [\"a\", \"b\"] counts as one)")),
+        ("not " * 900 + "True", "column 81: nested too deeply (the limit is 20 levels)"),
+        ("first_name < 'b' or " + "-" * 5_000 + "1 < 2", "nested too deeply (the limit is 20 levels)"),
+        ("status in [" + ", ".join(["'x'"] * 1_001) + "]",
+         "column 11: a list may hold at most 1,000 items (this one has 1,001)"),
+        ('first_name == "\\x00"', f"column 15: text may not contain '\\x00' {unstorable}"),
+        # An argument that is not UTF-8 reaches Python with lone surrogates in it.
+        ('status == "\udcff"', f"column 12: text may not contain '\\udcff' {unstorable}"),
+        ("signed_up > days_ago(1e9)",
+         "column 22: days_ago() takes a number of days from 0 to 36,500, such as days_ago(90)"),
+    ]:
+        result = audience("segments", "count", expression)
+        where = "segment expression: " if message.startswith("nested") else "segment expression, "
+        assert (result.exit_code, result.stdout, result.stderr) == (1, "", f"campaign: error: {where}{message}\n")
+    padded = audience("segments", "count", "True" + " " * 10_000 + "or True")
+    assert padded.stderr == "campaign: error: segment expression is too long: 10,011 characters (the limit is 10,000)\n"
+
+
 def test_files_that_cannot_be_read_or_written_are_one_line_errors(campaign: Campaign, tmp_path: Path) -> None:
     unreadable = campaign("subscribers", "import", "/proc/self/mem")
     assert (unreadable.exit_code, unreadable.stderr) == (
