@@ -1,4 +1,4 @@
-"""Talking to a running preview as a browser would: plain HTTP requests and an event stream."""
+"""Talking to a running server as a browser would: plain HTTP requests, an event stream, raw sockets."""
 
 from __future__ import annotations
 
@@ -35,20 +35,31 @@ class Reply:
         return json.loads(self.body)
 
 
-def fetch(url: str, method: str = "GET", body: bytes | None = None, content_type: str | None = None) -> Reply:
-    """Send one request (GET unless told); an error status is an answer to check, not an exception."""
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"Content-Type": content_type} if content_type else {})
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect is an answer to check, as any other
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def fetch(url: str, method: str = "GET", body: bytes | None = None, content_type: str | None = None,
+          headers: dict[str, str] | None = None) -> Reply:
+    """Send one request (GET unless told); an error status is an answer to check, not an exception.
+    headers may set any header, Host included."""
+    sent = {**({"Content-Type": content_type} if content_type else {}), **(headers or {})}
+    request = urllib.request.Request(url, data=body, method=method, headers=sent)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with _opener.open(request, timeout=10) as response:
             return Reply(response.status, response.headers["Content-Type"], dict(response.headers), response.read())
     except urllib.error.HTTPError as exc:
         return Reply(exc.code, exc.headers["Content-Type"], dict(exc.headers), exc.read())
 
 
-def post_form(url: str, fields: list[tuple[str, str]]) -> Reply:
+def post_form(url: str, fields: list[tuple[str, str]], headers: dict[str, str] | None = None) -> Reply:
     """POST fields as a browser submits a form: application/x-www-form-urlencoded."""
-    return fetch(url, "POST", urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded")
+    return fetch(url, "POST", urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded",
+                 headers)
 
 
 def wait_for(check: Callable[[], T], what: str, timeout: float = 5.0) -> T:
@@ -71,10 +82,11 @@ class EventStream:
     """
 
     def __init__(self, url: str) -> None:
+        """url: the page's, whose stream is at events beside it."""
         parts = urlsplit(url)
         assert parts.hostname is not None
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        self.connection.request("GET", "/events", headers={"Accept": "text/event-stream"})
+        self.connection.request("GET", parts.path + "events", headers={"Accept": "text/event-stream"})
         self.socket = self.connection.sock
         self.response = self.connection.getresponse()
         assert self.socket is not None

@@ -34,7 +34,8 @@ class TopicChange:
     removed: tuple[str, ...] = ()
 
 
-def _detail(link: LinkData, **more: object) -> str:
+def detail(link: LinkData, **more: object) -> str:
+    """What a change's event records of the link it came by: the campaign whose email carried it."""
     return json.dumps({"campaign": link.campaign, **more})
 
 
@@ -53,7 +54,7 @@ def unsubscribe(conn: Connection, tokens: Tokens, link: LinkData, source: str) -
     subscriber = reader(conn, tokens, link, lock=True)
     if subscriber is None or subscriber.status != "subscribed":
         return subscriber
-    set_status(conn, subscriber, "unsubscribed", source, _detail(link))
+    set_status(conn, subscriber, "unsubscribed", source, detail(link))
     return by_id(conn, subscriber.id)
 
 
@@ -76,5 +77,5 @@ def choose_topics(conn: Connection, tokens: Tokens, link: LinkData, topics: Mapp
     if removed:
         conn.execute(subscriber_tags.delete().where(subscriber_tags.c.subscriber_id == subscriber.id,
                                                     subscriber_tags.c.tag.in_(removed)))
-    record_event(conn, subscriber.id, "topics", PREFERENCES, _detail(link, added=added, removed=removed))
+    record_event(conn, subscriber.id, "topics", PREFERENCES, detail(link, added=added, removed=removed))
     return TopicChange(by_id(conn, subscriber.id), tuple(added), tuple(removed))

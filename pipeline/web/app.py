@@ -2,16 +2,21 @@
 
 A GET never changes anything, because link scanners and mail previews fetch every URL in a
 message. Changes come only by POST: a mail client's one-click unsubscribe (RFC 8058), the
-button on the confirmation page, and the preferences form.
+button on the confirmation page, and the preferences form. The last two must come from our
+own pages (see from_our_page); unsubscribes never wait for SQLite's write lock (see
+audience.unsubscribe_journal).
 
 For a production server, `create_app` is an app factory:
-    CAMPAIGN_WORKSPACE=/srv/clinic uvicorn --factory pipeline.web.app:create_app --port 8080
+    CAMPAIGN_WORKSPACE=/srv/clinic uvicorn --factory pipeline.web.app:create_app --port 8080 \\
+        --http pipeline.web.http_protocol:TimedH11Protocol --timeout-keep-alive 5 --no-access-log
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -23,13 +28,14 @@ from sqlalchemy.engine import Connection
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from pipeline.audience import preferences
 from pipeline.audience.subscribers import Subscriber
 from pipeline.audience.tokens import LinkData, Tokens
+from pipeline.audience.unsubscribe_journal import Unsubscribes
 from pipeline.db.engine import Store, default_url
 from pipeline.errors import InvalidToken
 from pipeline.settings.workspace import Workspace, load_workspace
@@ -39,12 +45,19 @@ HEADERS = {
     "Cache-Control": "no-store",  # each page shows one reader's data, as it is now
     "X-Robots-Tag": "noindex",
     # The token in the URL must not travel to the brand's website, or anywhere else, as a Referer.
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it browsers send "Origin: null" with the page's own forms, which
+    # from_our_page could not tell from a forged one.
+    "Referrer-Policy": "same-origin",
     "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                 "base-uri 'none'; frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
 }
 MAX_FORM = 64 * 1024  # the forms hold a few topic names; a larger body is not one of ours
+# While unsubscribes are journaled: how long each try waits for the write lock, and how often the
+# journal is looked at anyway (entries another worker process or an earlier run left).
+RETRY_WAIT = 1.0
+POLL_SECONDS = 2.0
+log = logging.getLogger("campaign.web")
 
 Form = dict[str, list[str]]
 T = TypeVar("T")
@@ -68,6 +81,39 @@ def parse_form(content_type: str, body: bytes) -> Form:
     return form
 
 
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: str) -> Origin | None:
+    """An http(s) URL's origin as (scheme, host, port), the port filled in; None for anything
+    else, "null" (what sandboxed frames and some redirects send) included."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
+
+def from_our_page(request: Request, ours: Origin | None) -> bool:
+    """Whether a form POST may have come from one of our pages (not from another site's page
+    that submits a form to a reader's link).
+
+    Its Origin header, or without one its Referer, must name the origin of [unsubscribe]
+    base_url or the origin the request was sent to (its scheme and Host header: the same site,
+    however a proxy in front is set up). Neither header (old clients, privacy settings that strip
+    both) is accepted: the token in the URL still binds the change to one reader.
+    """
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if claimed is None:
+        return True
+    origin = origin_of(claimed)
+    return origin is not None and origin in (ours, origin_of(str(request.base_url)))
+
+
 def _page(html: str, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
     return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
 
@@ -80,6 +126,9 @@ class Site:
         self.store = store
         self.tokens = tokens
         self.pages = Pages(workspace)
+        self.origin = origin_of(workspace.unsubscribe_url)
+        self.unsubscribes = Unsubscribes(store, tokens)
+        self.journaled = asyncio.Event()  # set when an unsubscribe is left pending in the journal
 
     def _link(self, request: Request) -> LinkData | None:
         try:
@@ -103,14 +152,28 @@ class Site:
 
     async def _form(self, request: Request) -> Form:
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM:
-                raise HTTPException(413)
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_FORM:
+                    raise HTTPException(413)
+        except ClientDisconnect:
+            # Gone before sending it all (or closed for being too slow): no one reads the answer, and
+            # it is no error of ours to log.
+            raise HTTPException(400) from None
         return parse_form(request.headers.get("content-type", ""), bytes(body))
+
+    async def _unsubscribe(self, link: LinkData, source: str) -> Response:
+        subscriber, pending = await run_in_threadpool(self.unsubscribes.unsubscribe, link, source)
+        if pending:
+            self.journaled.set()
+        return _page(self.pages.unsubscribed(subscriber))
 
     def _invalid(self) -> Response:
         return _page(self.pages.invalid_link(), 400)
+
+    def _refused(self) -> Response:
+        return _page(self.pages.refused(), 403)
 
     async def unsubscribe(self, request: Request) -> Response:
         link = self._link(request)
@@ -118,10 +181,13 @@ class Site:
             return self._invalid()
         if request.method == "POST":
             # The confirmation page's form says confirm; everything else that POSTs here is a mail
-            # client's unsubscribe button, whatever its body looks like.
-            source = preferences.CONFIRM if "confirm" in await self._form(request) else preferences.ONE_CLICK
-            subscriber = await self._write(lambda conn: preferences.unsubscribe(conn, self.tokens, link, source))
-            return _page(self.pages.unsubscribed(subscriber))
+            # client's unsubscribe button, whatever its body looks like (and whatever its Origin:
+            # the provider's servers send it, or a webmail page on the provider's site).
+            if "confirm" not in await self._form(request):
+                return await self._unsubscribe(link, preferences.ONE_CLICK)
+            if not from_our_page(request, self.origin):
+                return self._refused()
+            return await self._unsubscribe(link, preferences.CONFIRM)
         subscriber = await self._read(link)
         if subscriber is None or subscriber.status != "subscribed":
             return _page(self.pages.unsubscribed(subscriber))
@@ -136,9 +202,10 @@ class Site:
         saved = request.method == "POST"
         if saved:
             form = await self._form(request)
+            if not from_our_page(request, self.origin):
+                return self._refused()
             if form.get("action") == ["unsubscribe"]:
-                left = await self._write(lambda conn: preferences.unsubscribe(conn, self.tokens, link, preferences.PREFERENCES))
-                return _page(self.pages.unsubscribed(left))
+                return await self._unsubscribe(link, preferences.PREFERENCES)
             chosen = form.get("topic", [])
             change = await self._write(lambda conn: preferences.choose_topics(conn, self.tokens, link, topics, chosen))
             subscriber = change.subscriber
@@ -152,6 +219,22 @@ class Site:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         headers = exc.headers if isinstance(exc, HTTPException) else None
         return _page(self.pages.error(status), status, headers)
+
+    async def keep_applying(self) -> None:
+        """Apply journaled unsubscribes as soon as the write lock frees, until cancelled."""
+        while True:
+            try:
+                await asyncio.wait_for(self.journaled.wait(), POLL_SECONDS)
+            except TimeoutError:
+                pass
+            self.journaled.clear()
+            try:
+                while not await run_in_threadpool(self.unsubscribes.apply, RETRY_WAIT):
+                    pass  # each try waited RETRY_WAIT for the lock: try again at once
+            except Exception:
+                # The entries stay in the journal, and the senders apply them too: try again later.
+                log.exception("cannot apply the journaled unsubscribes")
+                await asyncio.sleep(POLL_SECONDS)
 
 
 def base_path(workspace: Workspace) -> str:
@@ -175,9 +258,16 @@ def create_app(workspace: Workspace | None = None, store: Store | None = None,
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        applying = asyncio.create_task(site.keep_applying()) if site.unsubscribes.journal else None
         try:
             yield
         finally:
+            if applying is not None:
+                applying.cancel()
+                try:
+                    await applying
+                except asyncio.CancelledError:
+                    pass
             if owned:
                 store.close()
 

@@ -9,6 +9,11 @@ from typing import Any
 import uvicorn
 
 from pipeline.errors import CampaignError
+from pipeline.web.http_protocol import TimedH11Protocol
+
+# Seconds a connection may stay idle between requests, and that a client gets to send a complete
+# request (see http_protocol): no reader's browser needs more, and slow clients cannot pile up.
+TIMEOUT = 5
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -33,17 +38,22 @@ class LocalServer:
     carry readers' tokens.
     """
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, timeout: int = TIMEOUT) -> None:
         self.socket = listen(host, port)
-        self._server = self._uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+        self._server = self._uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                                                    http=TimedH11Protocol, timeout_keep_alive=timeout))
 
     def _uvicorn(self, config: uvicorn.Config) -> uvicorn.Server:
         return uvicorn.Server(config)
 
     @property
+    def port(self) -> int:
+        return int(self.socket.getsockname()[1])
+
+    @property
     def url(self) -> str:
-        host, port = self.socket.getsockname()[:2]
-        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        host = self.socket.getsockname()[0]
+        return f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
 
     @property
     def started(self) -> bool:

@@ -42,6 +42,13 @@ class Pages:
                              [f"{who} will get no more newsletters from {self.workspace.brand.name}."],
                              self.contact, "Unsubscribed by mistake? Write to us at")
 
+    def refused(self) -> str:
+        """For a form sent to a reader's link from another site's page."""
+        return self._message("This form did not come from our page",
+                             [("Nothing was changed. Open the link in one of our emails again and use the "
+                               "button on that page.")],
+                             self.workspace.unsubscribe_mailto or self.contact, "You can also write to us at")
+
     def invalid_link(self) -> str:
         # Says nothing of whose link it was or why it failed: a guessed or altered token learns nothing.
         return self._message("This link is not valid",

@@ -34,6 +34,7 @@ from watchfiles import DefaultFilter, awatch
 from pipeline.errors import NotFoundError
 from pipeline.web.local_server import LocalServer
 from pipeline.web.preview import Preview, Snapshot, force_dark, message_headers
+from pipeline.web.preview_access import PreviewGuard, allowed_hosts, new_secret
 
 NO_STORE = {"Cache-Control": "no-store"}  # every answer reflects the files as they are now
 # How long watchfiles waits for quiet before yielding a batch, and the longest it groups for.
@@ -218,11 +219,18 @@ class _Uvicorn(uvicorn.Server):
 
 
 class PreviewServer(LocalServer):
-    """The preview on host:port until Ctrl-C (in the main thread) or stop() (from any thread)."""
+    """The preview on host:port until Ctrl-C (in the main thread) or stop() (from any thread),
+    answering only at its url, which carries a secret made for this run (see preview_access)."""
 
     def __init__(self, preview: Preview, host: str = "127.0.0.1", port: int = 8025, recipient: int = 0) -> None:
         self.hub = Hub()
-        super().__init__(create_app(preview, self.hub, recipient), host, port)
+        self.guard = PreviewGuard(create_app(preview, self.hub, recipient), new_secret())
+        super().__init__(self.guard, host, port)
+        self.guard.hosts = allowed_hosts([host, self.socket.getsockname()[0]], self.port)
+
+    @property
+    def url(self) -> str:
+        return f"{super().url}p/{self.guard.secret}/"
 
     def _uvicorn(self, config: uvicorn.Config) -> uvicorn.Server:
         return _Uvicorn(config, self.hub)

@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import Campaign, edit, needs_chromium
 from tests.pages import EventStream, fetch, png_size, wait_for
 
-STARTED = re.compile(r"Previewing back-pain at (http://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)\n")
+STARTED = re.compile(r"Previewing back-pain at (http://127\.0\.0\.1:(\d+)/p/[\w-]{24}/) \(Ctrl-C to stop\)\n")
 
 
 @contextmanager
@@ -55,6 +55,9 @@ def test_the_command_serves_until_ctrl_c_and_then_stops_cleanly(campaign: Campai
         url, port = started.group(1), int(started.group(2))
         page = fetch(url)
         assert (page.status, page.content_type) == (200, "text/html; charset=utf-8")
+        # Only at that URL: not without its secret, and not under another site's name.
+        assert fetch(f"http://127.0.0.1:{port}/status").status == 403
+        assert fetch(url + "status", headers={"Host": f"evil.example:{port}"}).status == 421
         assert fetch(url + "status").json()["error"] is None
         assert "Hi Alex," in fetch(url + "email.txt").text
         with EventStream(url) as events:  # an open stream must not hold the shutdown up

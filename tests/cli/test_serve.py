@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,18 +105,25 @@ def test_the_command_serves_until_ctrl_c(audience: Campaign) -> None:
 
 
 def test_the_production_command_from_the_readme(audience: Campaign) -> None:
-    """uvicorn's own command line with the app factory, configured by the environment alone."""
+    """uvicorn's own command line with the app factory, configured by the environment alone, and
+    the documented protocol that times slow clients out (1 s here instead of 5, for a quick test)."""
     add_ana(audience)
     assert audience.db_url is not None
     env = {"CAMPAIGN_WORKSPACE": str(audience.root), "CAMPAIGN_DB": audience.db_url, "CAMPAIGN_SECRET": SECRET}
     with process("uvicorn", "--factory", "pipeline.web.app:create_app", "--host", "127.0.0.1", "--port", "0",
+                 "--http", "pipeline.web.http_protocol:TimedH11Protocol", "--timeout-keep-alive", "1",
                  "--proxy-headers", "--workers", "1", "--no-access-log", env=env) as (running, stderr):
         url = None
         while url is None:
-            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", stderr.next())
-            url = found.group(1) if found else None
-        reply = post_form(f"{url}/email/unsubscribe/{token()}", [("List-Unsubscribe", "One-Click")])
-        assert reply.status == 200 and "<h1>You are unsubscribed</h1>" in reply.text
+            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:(\d+))", stderr.next())
+            url, port = (found.group(1), int(found.group(2))) if found else (None, 0)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            slow.sendall(b"POST /email/unsubscribe/")
+            opened = time.monotonic()
+            reply = post_form(f"{url}/email/unsubscribe/{token()}", [("List-Unsubscribe", "One-Click")])
+            assert reply.status == 200 and "<h1>You are unsubscribed</h1>" in reply.text
+            assert slow.recv(1024) == b""  # closed by the server, unanswered
+            assert time.monotonic() - opened < 3
         running.send_signal(signal.SIGTERM)
         # uvicorn shuts down cleanly, then ends by the signal it was sent, as service managers expect.
         assert running.wait(timeout=10) == -signal.SIGTERM

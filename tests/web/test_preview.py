@@ -40,9 +40,10 @@ SAMPLE_STATUS = [{"label": "sample", "email": "alex.rivera@example.com"}]
 
 
 @contextmanager
-def serving(preview: Preview, recipient: int = 0) -> Iterator[str]:
-    """The preview served from a background thread on a free port; it must stop when asked."""
-    server = PreviewServer(preview, "127.0.0.1", 0, recipient)
+def serving(preview: Preview, recipient: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
+    """The preview served from a background thread on a free port; it must stop when asked.
+    Its URL, as the command prints it: http://127.0.0.1:PORT/p/SECRET/"""
+    server = PreviewServer(preview, host, 0, recipient)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, "the server to start")
@@ -197,7 +198,7 @@ def test_every_endpoint_over_http(workspace: Workspace) -> None:
         assert page.headers["cache-control"] == "no-store"
         assert "<title>Campaign preview</title>" in page.text
         for needle in ('id="desktop"', 'id="mobile"', 'id="dark"', 'data-tab="text"', 'data-tab="headers"',
-                       'data-tab="mime"', 'data-tab="lint"', 'id="recipient"', 'new EventSource("/events")'):
+                       'data-tab="mime"', 'data-tab="lint"', 'id="recipient"', 'new EventSource("events")'):
             assert needle in page.text
 
         status = fetch(url + "status")
