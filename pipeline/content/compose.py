@@ -39,14 +39,23 @@ class Newsletter:
     reason: str
 
 
-def default_preheader(article: Article) -> str:
-    """The first sentence of the lead, or of the first paragraph when there is no lead."""
+def default_preheader(article: Article, limit: int = 100) -> str:
+    """The first sentence of the lead, or of the first paragraph when there is no lead, cut at a
+    word to at most `limit` characters (inboxes show about that much) with an ellipsis."""
+    sentence = ""
     if article.lead:
-        return first_sentence(plain(article.lead))
-    for block in article.blocks():
-        if isinstance(block, Paragraph) and not block.preformatted:
-            return first_sentence(plain(block.spans))
-    return ""
+        sentence = first_sentence(plain(article.lead))
+    else:
+        for block in article.blocks():
+            if isinstance(block, Paragraph) and not block.preformatted:
+                sentence = first_sentence(plain(block.spans))
+                break
+    if len(sentence) <= limit:
+        return sentence
+    cut = sentence[:limit - 1]  # and one character for the ellipsis
+    if not sentence[limit - 1].isspace() and " " in cut:
+        cut = cut[:cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-–—") + "…"
 
 
 def excerpt(article: Article, words: int = EXCERPT_WORDS) -> str:

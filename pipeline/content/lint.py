@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 
 import lxml.html
+from markupsafe import escape
 
+from pipeline.content.colours import palette
 from pipeline.content.merge import TAG, field_name
 from pipeline.content.mjml_check import check_mjml
 from pipeline.content.readers.common import squash
@@ -17,8 +19,17 @@ KB = 1024
 CLIP_BYTES = 102 * KB  # Gmail hides everything past this behind "View entire message"
 CLIP_WARNING_BYTES = 90 * KB
 SUBJECT_RANGE = (10, 78)
+PREHEADER_LIMIT = 110  # inboxes show about this much of it; past that it is cut off mid-thought
 _LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 _SAFE_SCHEMES = ("https://", "mailto:", "tel:", "sms:")
+_SCRIPT_SCHEMES = ("javascript:", "vbscript:")
+# Browsers ignore tabs, line breaks and leading controls in a URL's scheme ("java\tscript:").
+_URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
+# Link text a screen reader's list of links cannot tell apart, or reads out letter by letter.
+_VAGUE_LINK_TEXT = {"click here", "here", "click", "read more", "more", "learn more", "link", "this link",
+                    "this", "go"}
+_BARE_URL = re.compile(r"^(?:https?://|www\.)\S+$|^[\w.-]+\.[a-z]{2,}/\S*$", re.IGNORECASE)
+_FILE_NAME = re.compile(r"^[\w-]+\.(?:jpe?g|png|gif|webp|svg)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -37,20 +48,61 @@ def _short(text: str, limit: int = 50) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _links(doc: lxml.html.HtmlElement) -> list[Finding]:
+def _template_of(rendered: Rendered, needle: str) -> str:
+    """ " (templates/NAME)" for the template that wrote the first MJML line holding needle.
+
+    mjml-python writes the body of the HTML on very few lines, so an HTML line number alone
+    hardly says where something came from; the MJML keeps the templates' lines.
+    """
+    if needle:
+        for number, line in enumerate(rendered.mjml.split("\n")):
+            if needle in line and number < len(rendered.mjml_lines) and rendered.mjml_lines[number]:
+                return f" (templates/{rendered.mjml_lines[number]})"
+    return ""
+
+
+def _link_text(a: lxml.html.HtmlElement, href: str, label: str, where: str) -> list[Finding]:
+    """Link text that says nothing out of context ("click here") or is an address read out."""
+    text = squash(a.text_content())
+    if not text:
+        alts = [squash(img.get("alt") or "") for img in a.iter("img")]
+        if any(alts):
+            return []  # a linked image is named by its alt text (checked with the images)
+        return [Finding("warning", "link-text", where, f"link to {_short(href, 80)} has no text a screen reader can say")]
+    words = re.sub(r"[^\w\s]", "", text).strip().lower()
+    if words in _VAGUE_LINK_TEXT:
+        return [Finding("warning", "link-text", where,
+                        f"link text {label!r} says nothing on its own (screen readers list links by their "
+                        f"text); say where it goes, e.g. 'Read about acupuncture for back pain'")]
+    if _BARE_URL.match(text):
+        return [Finding("warning", "link-text", where,
+                        f"link text {label!r} is a bare address, read out character by character; "
+                        f"give the link words that say where it goes")]
+    return []
+
+
+def _links(doc: lxml.html.HtmlElement, rendered: Rendered) -> list[Finding]:
     found: list[Finding] = []
     for a in doc.iter("a"):
         href = (a.get("href") or "").strip()
-        where = f"email.html:{a.sourceline}"
-        label = _short(a.text_content()) or "(no text)"
         if TAG.fullmatch(href):
             continue
+        where = f"email.html:{a.sourceline}" + _template_of(rendered, f'href="{escape(href)}"')
+        label = _short(a.text_content()) or "(no text)"
         lowered = href.lower()
+        scheme = _URL_NOISE.sub("", href).lower()
         if not href or href == "#" or href.startswith("#"):
             found.append(Finding("error", "empty-link", where, f"link {label!r} goes nowhere (href {href!r})"))
-        elif lowered.startswith("javascript:"):
+            continue
+        if scheme.startswith(_SCRIPT_SCHEMES):
             found.append(Finding("error", "script-link", where, f"link {label!r} runs a script ({_short(href)})"))
-        elif lowered.startswith("http://"):
+            continue
+        if scheme.startswith("data:"):
+            found.append(Finding("error", "data-link", where,
+                                 f"link {label!r} opens inline data ({_short(href)}); mail filters treat it as an attack"))
+            continue
+        found += _link_text(a, href, label, where)
+        if lowered.startswith("http://"):
             found.append(Finding("warning", "insecure-link", where, f"link {label!r} is not https: {_short(href, 80)}"))
         elif not lowered.startswith(_SAFE_SCHEMES) and not TAG.search(href):
             found.append(Finding("error", "relative-link", where,
@@ -58,13 +110,17 @@ def _links(doc: lxml.html.HtmlElement) -> list[Finding]:
     return found
 
 
-def _images(doc: lxml.html.HtmlElement) -> list[Finding]:
+def _images(doc: lxml.html.HtmlElement, rendered: Rendered) -> list[Finding]:
     found: list[Finding] = []
     for img in doc.iter("img"):
         src = img.get("src") or ""
-        where = f"email.html:{img.sourceline}"
-        if not (img.get("alt") or "").strip():
+        alt = (img.get("alt") or "").strip()
+        where = f"email.html:{img.sourceline}" + _template_of(rendered, f'src="{escape(src)}"')
+        if not alt:
             found.append(Finding("error", "image-alt", where, f"image {_short(src, 80)} has no alt text"))
+        elif _FILE_NAME.match(alt) or alt == src.rsplit("/", 1)[-1]:
+            found.append(Finding("warning", "image-alt", where,
+                                 f"image {_short(src, 80)} has its file name {alt!r} as alt text; say what it shows"))
         if src.startswith("http://"):
             found.append(Finding("warning", "insecure-image", where, f"image {_short(src, 80)} is not https"))
         elif not src.startswith("https://") and not TAG.search(src):
@@ -124,8 +180,8 @@ def lint(rendered: Rendered, workspace: Workspace) -> list[Finding]:
                                 f"HTML is {size / KB:.1f} KB, close to Gmail's {CLIP_BYTES // KB} KB clipping limit"))
 
     doc = lxml.html.document_fromstring(html)
-    findings += _links(doc)
-    findings += _images(doc)
+    findings += _links(doc, rendered)
+    findings += _images(doc, rendered)
 
     unsubscribe_links = [a for a in doc.iter("a") if _has_field(a.get("href") or "", "unsubscribe_url")]
     if not unsubscribe_links:
@@ -142,13 +198,44 @@ def lint(rendered: Rendered, workspace: Workspace) -> list[Finding]:
     if not low <= len(newsletter.subject) <= high:
         findings.append(Finding("warning", "subject-length", "settings.toml",
                                 f"subject is {len(newsletter.subject)} characters; keep it between {low} and {high}"))
-    if not newsletter.preheader.strip():
-        findings.append(Finding("warning", "preheader", "settings.toml",
-                                "no preheader: inboxes will show the first text of the email instead"))
+    findings += _preheader(newsletter.preheader)
+    findings += _contrast(html, workspace)
 
     findings += _leftovers("email.html", _html_strings(doc))
     findings += _leftovers("email.txt", list(enumerate(text.split("\n"), start=1)))
+
+    # Findings about the article itself, each naming the line of the article file it is about,
+    # are added here: see _article below.
+    findings += _article(rendered)
     return findings
+
+
+def _article(rendered: Rendered) -> list[Finding]:
+    """Findings on the article's own source, naming its file and line: the place for
+    pipeline/content/article_lint.py's article_findings(article, source_path) once it is ready.
+
+    The checks above look at the rendered email and name the email's (and template's) line;
+    the ones here name the line of the article a finding comes from. None yet.
+    """
+    return []
+
+
+def _preheader(preheader: str) -> list[Finding]:
+    if not preheader.strip():
+        return [Finding("warning", "preheader", "settings.toml",
+                        "no preheader: inboxes will show the first text of the email instead")]
+    if len(preheader) > PREHEADER_LIMIT:
+        return [Finding("warning", "preheader-length", "settings.toml",
+                        f"preheader is {len(preheader)} characters; inboxes show about {PREHEADER_LIMIT}, "
+                        f"so it is cut off at '…{preheader[PREHEADER_LIMIT - 30:PREHEADER_LIMIT]}'; shorten it")]
+    return []
+
+
+def _contrast(html: str, workspace: Workspace) -> list[Finding]:
+    """A brand colour the email had to change to keep its text readable (WCAG AA), where used."""
+    lowered = html.lower()
+    return [Finding("warning", "contrast", f"campaign.toml: [brand] {a.setting}", str(a))
+            for a in palette(workspace.brand).adjustments if a.used in lowered]
 
 
 def errors(findings: list[Finding]) -> list[Finding]:

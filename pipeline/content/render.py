@@ -18,6 +18,7 @@ import jinja2
 from markupsafe import Markup, escape
 from mjml import mjml2html
 
+from pipeline.content.colours import palette
 from pipeline.content.compose import Newsletter
 from pipeline.content.merge import tag
 from pipeline.content.mjml_check import check_mjml
@@ -272,6 +273,8 @@ class Renderer:
             "article": newsletter.article,
             "entries": newsletter.entries,
             "brand": ws.brand,
+            # The brand's colours as the templates use them: readable in light and dark mode.
+            "colours": palette(ws.brand),
             "sender": ws.sender,
             "unsubscribe_url": tag("unsubscribe_url"),
             "preferences_url": tag("preferences_url"),

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from pipeline.content.build import build_campaign
 from pipeline.content.lint import Finding, lint
 from pipeline.content.render import Rendered
-from pipeline.settings.workspace import Workspace
+from pipeline.settings.scaffold import new_campaign
+from pipeline.settings.workspace import Workspace, load_workspace
+from tests.conftest import ARTICLES, edit
 
 
 @pytest.fixture
@@ -101,6 +104,96 @@ def test_mjml_mistakes_name_line_and_template(rendered: Rendered, workspace: Wor
     where = f"email.mjml:{index + 1}:{{}} (templates/newsletter.mjml.j2)"
     assert result == [
         Finding("error", "mjml", where.format(5), "unknown tag <mj-txt>"),
-        Finding("error", "mjml", where.format(37), "text 'Hi *|first_name:there|*,' is outside <mj-text> "
+        Finding("error", "mjml", where.format(58), "text 'Hi *|first_name:there|*,' is outside <mj-text> "
                                                    "and would be dropped"),
     ]
+
+
+@pytest.mark.parametrize(("link", "expected"), [
+    ('<a href="vbscript:msgbox(1)">x</a>', "error script-link"),
+    ('<a href="java\tscript:alert(1)">x</a>', "error script-link"),
+    ('<a href=" JAVASCRIPT:alert(1)">x</a>', "error script-link"),
+    ('<a href="data:text/html;base64,PHNjcmlwdD4=">x</a>', "error data-link"),
+    ('<a href="DATA:image/png;base64,AAAA">x</a>', "error data-link"),
+])
+def test_script_and_data_links_are_errors(rendered: Rendered, workspace: Workspace, link: str, expected: str) -> None:
+    html = rendered.html.replace("</body>", f"{link}</body>")
+    assert findings(rendered, workspace, html=html) == [expected]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Click here", ["warning link-text"]),
+    ("here", ["warning link-text"]),
+    ("Read more →", ["warning link-text"]),
+    ("read more...", ["warning link-text"]),
+    ("https://clinic.example/blog/back-pain", ["warning link-text"]),
+    ("www.clinic.example", ["warning link-text"]),
+    ("clinic.example/blog/back-pain?ref=1", ["warning link-text"]),
+    ("", ["warning link-text"]),
+    # A name of the site is fine (the footer shows one), and so is text that says where it goes.
+    ("clinic.example", []),
+    ("Read more about acupuncture for back pain", []),
+    ("Book an appointment", []),
+])
+def test_link_text_that_says_nothing_out_of_context(rendered: Rendered, workspace: Workspace, text: str,
+                                                    expected: list[str]) -> None:
+    html = rendered.html.replace("</body>", f'<a href="https://clinic.example/x">{text}</a></body>')
+    assert findings(rendered, workspace, html=html) == expected
+
+
+def test_a_linked_image_is_named_by_its_alt_text(rendered: Rendered, workspace: Workspace) -> None:
+    html = rendered.html.replace("</body>", '<a href="https://clinic.example/x"><img src="https://clinic.example/a.png" '
+                                            'alt="Our clinic"></a></body>')
+    assert findings(rendered, workspace, html=html) == []
+
+
+def test_an_image_with_its_file_name_for_alt_text(rendered: Rendered, workspace: Workspace) -> None:
+    html = rendered.html.replace("</body>", '<img src="https://clinic.example/IMG_2041.jpg" alt="IMG_2041.jpg"></body>')
+    assert findings(rendered, workspace, html=html) == ["warning image-alt"]
+
+
+def test_link_findings_name_the_template_that_wrote_the_link(rendered: Rendered, workspace: Workspace) -> None:
+    html = rendered.html.replace('href="*|unsubscribe_url|*"', 'href="javascript:void(0)"')
+    mjml = rendered.mjml.replace('href="*|unsubscribe_url|*"', 'href="javascript:void(0)"')
+    result = lint(replace(rendered, html=html, mjml=mjml), workspace)
+    problems = [f for f in result if f.code == "script-link"]
+    assert len(problems) == 1
+    assert problems[0].where.startswith("email.html:") and problems[0].where.endswith(
+        " (templates/partials/footer.mjml.j2)")
+
+
+@pytest.mark.parametrize(("length", "expected"), [
+    (110, []), (111, ["warning preheader-length"]), (0, ["warning preheader"]),
+])
+def test_preheader_length(rendered: Rendered, workspace: Workspace, length: int, expected: list[str]) -> None:
+    preheader = ("word " * 40)[:length]
+    newsletter = replace(rendered.newsletter, preheader=preheader)
+    assert findings(rendered, workspace, newsletter=newsletter) == expected
+    if length > 110:
+        message = lint(replace(rendered, newsletter=newsletter), workspace)[0].message
+        assert message.startswith("preheader is 111 characters; inboxes show about 110")
+
+
+def test_a_whitespace_preheader_counts_as_missing(rendered: Rendered, workspace: Workspace) -> None:
+    newsletter = replace(rendered.newsletter, preheader="   ")
+    assert findings(rendered, workspace, newsletter=newsletter) == ["warning preheader"]
+
+
+def test_a_brand_colour_that_had_to_change_is_a_warning_naming_it_and_the_ratios(workspace_dir: Path) -> None:
+    edit(workspace_dir / "campaign.toml", 'text_color = "#22313f"', 'text_color = "#999999"')
+    workspace = load_workspace(workspace_dir)
+    result = lint(build_campaign(workspace, "back-pain").rendered, workspace)
+    assert result == [Finding(
+        "warning", "contrast", "campaign.toml: [brand] text_color",
+        "text_color #999999 as body text on the white article background and the #f3f4f6 behind code "
+        "is 2.59:1, below 4.5:1; the email uses #6f6f6f (4.57:1) instead")]
+
+
+def test_an_adjustment_the_email_does_not_use_is_not_reported(workspace: Workspace) -> None:
+    """The default accent is a shade light for small text, but only a digest's read-more links use it."""
+    newsletter = build_campaign(workspace, "back-pain").rendered
+    assert lint(newsletter, workspace) == []
+    new_campaign(workspace, "digest", [ARTICLES / "hydration.md", ARTICLES / "tea.html"])
+    digest = build_campaign(workspace, "digest").rendered
+    assert [(f.code, f.where) for f in lint(digest, workspace)] == [
+        ("contrast", "campaign.toml: [brand] accent_color")]

@@ -2,15 +2,23 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
+import lxml.html
 import pytest
 
 from pipeline.audience.recipients import Recipient, sample_recipient
 from pipeline.audience.tokens import Tokens
 from pipeline.content.build import build_campaign
+from pipeline.content.colours import contrast
+from pipeline.content.compose import compose, default_preheader
+from pipeline.content.models import Article
+from pipeline.content.readers import read_article
+from pipeline.content.render import Renderer
 from pipeline.delivery.personalise import Personaliser
 from pipeline.errors import ConfigError, NotFoundError, TemplateError
+from pipeline.settings.campaign import load_campaign
 from pipeline.settings.scaffold import new_campaign
 from pipeline.settings.workspace import Workspace, load_workspace
 from tests.conftest import edit
@@ -155,3 +163,53 @@ def test_a_template_linked_outside_the_workspace_is_refused(workspace_dir: Path,
     with pytest.raises(TemplateError) as caught:
         build_campaign(load_workspace(workspace_dir), "back-pain")
     assert str(caught.value) == "templates/partials/footer.mjml.j2: is a link to a file outside the workspace"
+
+
+def test_the_preheader_is_hidden_by_display_and_size_not_by_colour(workspace: Workspace) -> None:
+    rendered = build_campaign(workspace, "back-pain").rendered
+    doc = lxml.html.document_fromstring(rendered.html)
+    (hidden,) = doc.find_class("preheader")
+    style = dict(part.split(":", 1) for part in hidden.get("style").rstrip(";").split(";"))
+    assert {k: style[k] for k in ("display", "max-height", "overflow", "opacity", "mso-hide")} == {
+        "display": "none", "max-height": "0", "overflow": "hidden", "opacity": "0", "mso-hide": "all"}
+    # Its colour reads on the page it sits on: nothing for a filter to count as hidden text.
+    assert contrast(style["color"], workspace.brand.background_color) >= 4.5
+    assert "color:#ffffff" not in rendered.html.split('class="preheader"')[0]  # and no mj-preview
+    text = hidden.text_content()
+    assert text.startswith("What the research says, and what to expect at your first visit.\u034f\u200c\u00a0")
+    assert set(text[len(rendered.newsletter.preheader):]) == {"\u034f", "\u200c", "\u00a0"}
+    # The first text of the body, before the header and the article.
+    assert doc.body.text_content().lstrip().startswith("What the research says")
+
+
+def test_no_preheader_no_hidden_block(workspace: Workspace) -> None:
+    newsletter = replace(compose(workspace, load_campaign(workspace, "back-pain")), preheader="")
+    assert 'class="preheader"' not in Renderer(workspace).render(newsletter).html
+
+
+def _article_with_lead(tmp_path: Path, lead: str) -> Article:
+    path = tmp_path / "article.md"
+    path.write_text(f"# A title\n\n{lead}\n\n## More\n\nText.\n", encoding="utf-8")
+    return read_article(path)
+
+
+@pytest.mark.parametrize(("lead", "expected"), [
+    ("Short and sweet. Then more.", "Short and sweet."),
+    # 183 characters in its first sentence: cut at a word, under 100 with the ellipsis.
+    (("Back pain that lingers for months, keeps you up at night and stops you from lifting your children, "
+      "gardening or sitting through a film is one of the most common reasons people come to us. Then more."),
+     "Back pain that lingers for months, keeps you up at night and stops you from lifting your children…"),
+    ("A" * 120 + ".", "A" * 99 + "…"),
+])
+def test_the_default_preheader_is_the_first_sentence_cut_at_a_word(tmp_path: Path, lead: str, expected: str) -> None:
+    preheader = default_preheader(_article_with_lead(tmp_path, lead))
+    assert preheader == expected
+    assert len(preheader) <= 100
+
+
+def test_a_preheader_of_the_users_own_is_kept_as_written(workspace: Workspace) -> None:
+    settings = workspace.campaign_dir("back-pain") / "settings.toml"
+    long = "An entirely deliberate preheader that runs well past the usual length " * 2
+    edit(settings, 'preheader = "What the research says, and what to expect at your first visit."',
+         f'preheader = "{long.strip()}"')
+    assert build_campaign(workspace, "back-pain").rendered.newsletter.preheader == long.strip()
