@@ -51,6 +51,12 @@ def _database_error(exc: Exception) -> str | None:
     if not isinstance(exc, DBAPIError):
         return None
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    # SQLite says SQLITE_FULL ("database or disk is full") or SQLITE_IOERR ("disk I/O error") when a
+    # write fails; PostgreSQL's disk_full and io_error are SQLSTATE 53100 and 58030.
+    name = getattr(exc.orig, "sqlite_errorname", None) or ""
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or getattr(exc.orig, "sqlstate", None) in ("53100", "58030"):
+        return (f"the database could not write ({reason}): the disk may be full; nothing of the change in "
+                "progress was saved")
     return f"the database refused a change ({reason}); nothing of this command's change was kept"
 
 

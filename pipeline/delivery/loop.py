@@ -24,6 +24,7 @@ from pipeline.db.engine import CACHE_PAGES, Store
 from pipeline.db.raw import RawTransactions
 from pipeline.delivery.bounces.intake import record_refusal
 from pipeline.delivery.ledger import (
+    Batch,
     Claimed,
     begin_statement,
     claim,
@@ -130,13 +131,14 @@ class SendOptions:
     limit: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     deadline: float | None = None  # time.monotonic() after which no new message is started
+    batch: Batch | None = None  # claim only these deliveries (a `campaign worker` task's batch)
 
 
 class Sender:
     def __init__(self, store: Store, factory: MessageFactory, connect: ConnectionFactory, send_id: int,
                  options: SendOptions, stop: threading.Event | None = None,
                  progress: Callable[[SendReport], None] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, prefix: str | None = None) -> None:
         self.store = store
         self.factory = factory
         self.connect = connect
@@ -149,7 +151,10 @@ class Sender:
         self.report = SendReport()
         self.budget = options.limit
         self.budget_lock = threading.Lock()
-        self.prefix = worker_name(uuid.uuid4().hex[:8])
+        self.prefix = prefix or worker_name(uuid.uuid4().hex[:8])  # its threads are prefix:0, prefix:1...
+        # A batch is shared out among the threads, however small it is.
+        share = -(-len(options.batch.ids) // max(1, options.concurrency)) if options.batch else CLAIM_BATCH
+        self.claim_size = max(1, min(CLAIM_BATCH, share))
 
     def run(self) -> SendReport:
         # Workers signal their end with events rather than being joined: on Python 3.11, a join
@@ -211,7 +216,7 @@ class Sender:
                         db.connection.driver_connection.execute(f"PRAGMA cache_size={CACHE_PAGES}")
         except Exception as exc:  # a worker that dies must stop the others and say why
             if not self.report.error:
-                self.report.error = str(exc) or type(exc).__name__
+                self.report.error = _reason(exc)
             self.stop.set()
         finally:
             done.set()
@@ -226,6 +231,15 @@ class Sender:
                     raise
                 delay *= 2
         raise AssertionError("unreachable")
+
+
+def _reason(exc: Exception) -> str:
+    """One line saying why a worker stopped; a database driver's own words rather than SQLAlchemy's
+    wrapper (which adds a second line pointing at its website)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if isinstance(orig, Exception) else exc).strip() or type(exc).__name__
+    line = text.splitlines()[0]
+    return f"the database refused a change: {line}" if isinstance(orig, Exception) else line
 
 
 class _Worker:
@@ -281,28 +295,31 @@ class _Worker:
         try:
             while not sender.stopping() and self.active():
                 with self.writing() as db:
-                    batch, skipped = claim(db, sender.send_id, self.name, CLAIM_BATCH, sender.clock())
+                    batch, skipped = claim(db, sender.send_id, self.name, sender.claim_size, sender.clock(),
+                                           sender.options.batch)
                 sender.report.add(skipped=skipped)
                 if not batch and not skipped:
                     return  # nothing claimable is left: the send ends only then
                 for index, item in enumerate(batch):
-                    if sender.options.rate.interval:
-                        self.flush()  # the last message is written down now, not after the wait
-                        sender.wait_until(sender.options.rate.next_slot())
-                    if not sender.stopping() and not sender._take_budget():
-                        sender.report.limited = True
-                        sender.stop.set()  # --limit reached: this run is done
-                    if sender.stopping():
-                        with self.writing() as db:
-                            release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
-                        return
+                    after = index  # leased rows from here on are given back if this one fails
                     try:
+                        if sender.options.rate.interval:
+                            self.flush()  # the last message is written down now, not after the wait
+                            sender.wait_until(sender.options.rate.next_slot())
+                        if not sender.stopping() and not sender._take_budget():
+                            sender.report.limited = True
+                            sender.stop.set()  # --limit reached: this run is done
+                        if sender.stopping():
+                            with self.writing() as db:
+                                release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
+                            return
+                        after = index + 1
                         self.deliver(item)
                     except Exception:
                         # Leases of a living process are not taken back early, and this process may
-                        # live on (the scheduler): give back what this worker will not send now.
+                        # live on (the scheduler, a worker): give back what this thread will not send now.
                         with self.writing() as db:
-                            release(db, [c.delivery_id for c in batch[index + 1:]], self.name, sender.clock())
+                            release(db, [c.delivery_id for c in batch[after:]], self.name, sender.clock())
                         raise
         finally:
             self.flush()

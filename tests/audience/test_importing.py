@@ -272,10 +272,10 @@ def test_statuses_are_never_resubscribed_by_a_status_column(store: Store, tmp_pa
 @pytest.fixture
 def big_file_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     """Take the large-file paths (a parsing process, the index rebuild) for small test files."""
-    import pipeline.audience.importing.parse
+    import pipeline.audience.importing.helper
     import pipeline.audience.importing.write
 
-    monkeypatch.setattr(pipeline.audience.importing.parse, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(pipeline.audience.importing.helper, "PARALLEL_FROM_BYTES", 0)
     monkeypatch.setattr(pipeline.audience.importing.write, "BULK_FROM_BYTES", 0)
 
 

@@ -1,20 +1,18 @@
-"""Reading an import file into subscriber records, in this process or a helper process.
+"""Reading an import file into subscriber records: the header, then batches of good rows,
+rejected rows with their reasons, and warnings.
 
 Parsing a row (decoding, validating the address, names, tags, times) costs about as much as
-storing it, so a large import parses in a second process while the first one writes: the two
-halves overlap and a million rows go in roughly twice as fast on a two-core machine.
+storing it, so a large import runs this in a helper process (see helper.py) while the first
+one writes: the two halves overlap and a million rows go in roughly twice as fast on a
+two-core machine. Everything here is therefore picklable and has no other state.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import gc
 import itertools
 import json
-import multiprocessing
-import queue
-import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +34,6 @@ from pipeline.errors import ImportFailed, SubscriberError
 
 BATCH = 2000
 MAX_CELL = 65536
-PARALLEL_FROM_BYTES = 4 << 20  # below this, starting a process costs more than it saves
 # Column headers (as field names) that mean something; every other column is a custom field.
 ALIASES = {
     "email": "email", "email_address": "email", "e_mail": "email", "e_mail_address": "email",
@@ -354,48 +351,3 @@ class Parser:
                                  "and time; dropped")
         return None
 
-
-def _child(parser: Parser, out: Any) -> None:
-    """Runs in the helper process: parse, and hand each batch (or the failure) to the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    gc.disable()  # every object here lives one batch; reference counting frees them
-    try:
-        for item in parser.items():
-            if isinstance(item, Parsed):
-                item.records = [tuple(r) for r in item.records]  # type: ignore[misc]  # plain tuples pickle fastest
-            out.put(item)
-        out.put(None)
-    except ImportFailed as exc:
-        out.put(("failed", str(exc)))
-    except Exception as exc:  # pragma: no cover - reported in the parent as a failure
-        out.put(("failed", f"{parser.path}: {type(exc).__name__}: {exc}"))
-
-
-def parse(parser: Parser) -> Iterator[Header | Parsed]:
-    """The parser's items, produced by a helper process when the file is large."""
-    size = parser.path.stat().st_size if parser.path.is_file() else 0
-    if size < PARALLEL_FROM_BYTES or "fork" not in multiprocessing.get_all_start_methods():
-        yield from parser.items()
-        return
-    context = multiprocessing.get_context("fork")
-    out = context.Queue(maxsize=4)  # bounded: memory stays a few batches however big the file
-    child = context.Process(target=_child, args=(parser, out), daemon=True)
-    child.start()
-    try:
-        while True:
-            try:
-                item = out.get(timeout=1)
-            except queue.Empty:
-                if not child.is_alive():
-                    raise ImportFailed("the file reader stopped unexpectedly", where=parser.path) from None
-                continue
-            if item is None:
-                return
-            if isinstance(item, tuple):
-                raise ImportFailed(item[1])
-            if isinstance(item, Parsed):
-                item.records = [Record._make(r) for r in item.records]
-            yield item
-    finally:
-        child.terminate()
-        child.join()

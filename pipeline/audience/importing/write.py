@@ -1,27 +1,29 @@
 """CSV imports: Mailchimp audience exports, listmonk exports and plain files, in one transaction.
 
-Rows stream through in batches (see import_rows), so a million-row file never sits in memory;
-rejected rows go to FILE.rejects.csv with a reason; a failure or Ctrl-C rolls it all back.
+Rows stream through in batches, so a million-row file never sits in memory; rejected rows go
+to FILE.rejects.csv with a reason (see rejects.py); a failure or Ctrl-C rolls it all back and
+stops the helper process that parses large files (see helper.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import gc
 import json
-import os
-import tempfile
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.audience.addresses import email_hash
-from pipeline.audience.importing.parse import Header, Parsed, Parser, Record, parse
+from pipeline.audience.importing.helper import interrupts_held, parse
+from pipeline.audience.importing.parse import Header, Parsed, Parser, Record
+from pipeline.audience.importing.rejects import Rejects, remove_leftovers
 from pipeline.audience.subscribers import clean_tag, register_fields
 from pipeline.clock import from_sql_time, sql_time, utcnow
 from pipeline.db.engine import Store
@@ -67,34 +69,32 @@ class ImportReport:
             self.warnings.append(message)
 
 
-class _Rejects:
-    """FILE.rejects.csv, written beside the import and put in place only when the import ends."""
+class _Saving:
+    """From hold() to the end of the block, a Ctrl-C is noted instead of raised.
 
-    def __init__(self, source: Path, header: list[str], delimiter: str) -> None:
-        self.path = source.with_name(source.name + ".rejects.csv")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=source.parent)
-        self.tmp = Path(tmp)
-        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self.writer = csv.writer(self.file, delimiter=delimiter)
-        self.writer.writerow([*header, "reason"])
-        self.count = 0
+    Held from just before the commit until the rejects file is in place: SQLite commits inside
+    one C call and Python raises KeyboardInterrupt only after it returns, so a Ctrl-C arriving
+    during the commit would otherwise report "interrupted" for an import that was saved.
+    """
 
-    def add(self, cells: list[str], reason: str) -> None:
-        self.writer.writerow([*cells, reason])
-        self.count += 1
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.noted = False
 
-    def finish(self) -> Path | None:
-        self.file.close()
-        if self.count:
-            os.replace(self.tmp, self.path)
-            return self.path
-        self.tmp.unlink(missing_ok=True)
-        self.path.unlink(missing_ok=True)  # an old rejects file would describe another import
-        return None
+    def hold(self) -> None:
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not None:
+            self.previous = signal.signal(signal.SIGINT, self._note)
 
-    def discard(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
+    def _note(self, _signum: int, _frame: object) -> None:
+        self.noted = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 class Importer:
@@ -110,40 +110,50 @@ class Importer:
         self.any_erased = False
 
     def run(self) -> ImportReport:
+        remove_leftovers(self.path.parent)
         items = parse(self.parser)
-        header = next(items)
-        assert isinstance(header, Header)
-        rejects = _Rejects(self.path, header.cells, header.delimiter)
+        rejects: Rejects | None = None
+        saving = _Saving()
         collecting = gc.isenabled()
-        gc.disable()  # millions of short-lived objects; reference counting frees them all
         try:
-            with self.store.transaction(rollback=self.options.dry_run) as conn:
-                self.any_erased = conn.execute(sa.select(suppressions.c.email_hash).limit(1)).first() is not None
-                fields: set[str] = set()
-                large = self.path.stat().st_size >= BULK_FROM_BYTES
-                with bulk_load(conn) if large else contextlib.nullcontext():
-                    for batch in items:
-                        assert isinstance(batch, Parsed)
-                        for cells, reason in batch.rejects:
-                            rejects.add(cells, reason)
-                        for warning in batch.warnings:
-                            self.report.warn(warning)
-                        fields |= batch.fields
-                        self._apply(conn, batch.records, rejects)
-                        self.progress(batch.position)
-                register_fields(conn, fields)
+            header = next(items)
+            assert isinstance(header, Header)
+            with interrupts_held():  # the temporary file exists only with the name that removes it
+                rejects = Rejects(self.path, header.cells, header.delimiter)
+            gc.disable()  # millions of short-lived objects; reference counting frees them all
+            with saving:
+                with self.store.transaction(rollback=self.options.dry_run) as conn:
+                    self.any_erased = conn.execute(sa.select(suppressions.c.email_hash).limit(1)).first() is not None
+                    fields: set[str] = set()
+                    large = self.path.stat().st_size >= BULK_FROM_BYTES
+                    with bulk_load(conn) if large else contextlib.nullcontext():
+                        for batch in items:
+                            assert isinstance(batch, Parsed)
+                            for cells, reason in batch.rejects:
+                                rejects.add(cells, reason)
+                            for warning in batch.warnings:
+                                self.report.warn(warning)
+                            fields |= batch.fields
+                            self._apply(conn, batch.records, rejects)
+                            self.progress(batch.position)
+                    register_fields(conn, fields)
+                    rejects.flush()
+                    saving.hold()
+                self.report.rejected = rejects.count
+                self.report.rejects_path = rejects.finish()
         except BaseException:
-            rejects.discard()
+            if rejects is not None:
+                rejects.discard()
             raise
         finally:
-            items.close()
+            items.close()  # stops the helper process, if any, whatever happened
             if collecting:
                 gc.enable()
-        self.report.rejected = rejects.count
-        self.report.rejects_path = rejects.finish()
+        if saving.noted:
+            self.report.warn("Ctrl-C came while the import was being saved; it was saved in full")
         return self.report
 
-    def _apply(self, conn: Connection, batch: list[Record], rejects: _Rejects) -> None:
+    def _apply(self, conn: Connection, batch: list[Record], rejects: Rejects) -> None:
         keys = [r.key for r in batch]
         existing = {row.email_key: row for row in conn.execute(_EXISTING, {"keys": keys})}
         erased: set[str] = set()
