@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import lxml.html
 from markupsafe import escape
@@ -211,13 +212,18 @@ def lint(rendered: Rendered, workspace: Workspace) -> list[Finding]:
 
 
 def _article(rendered: Rendered) -> list[Finding]:
-    """Findings on the article's own source, naming its file and line: the place for
-    pipeline/content/article_lint.py's article_findings(article, source_path) once it is ready.
+    """Findings on the article's own source, naming its file and line (content/article_lint.py).
 
     The checks above look at the rendered email and name the email's (and template's) line;
-    the ones here name the line of the article a finding comes from. None yet.
+    these name the line of the article a finding comes from.
     """
-    return []
+    # Imported here: article_lint imports this module's Finding.
+    from pipeline.content.article_lint import article_findings
+
+    article = rendered.newsletter.article
+    if article is None:
+        return []
+    return article_findings(article, Path(article.source).name if article.source else "article")
 
 
 def _preheader(preheader: str) -> list[Finding]:

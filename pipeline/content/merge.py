@@ -22,6 +22,8 @@ ALIASES = {
 }
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 STANDARD_FIELDS = ("first_name", "last_name", "email", "unsubscribe_url", "preferences_url")
+# Every field a merge tag can name without an imported custom field of that name.
+BUILTIN_FIELDS = (*STANDARD_FIELDS, "timezone")
 
 
 def tag(field: str, fallback: str | None = None) -> str:
@@ -80,3 +82,46 @@ def prepare(text: str) -> Prepared:
         pos = match.end()
     parts.append(text[pos:])
     return Prepared(tuple(p for p in parts if p != ""))
+
+
+# Markdown reads "*" as emphasis, so "Dear *|FNAME|*," would reach the email as "Dear |FNAME|,".
+# Tags (and stray halves of tags, which lint reports) are swapped for plain words while such a
+# parser reads the text, and swapped back in what it produced.
+_HALF = re.compile(r"\*\||\|\*")
+
+
+def broken_tags(text: str) -> bool:
+    """Whether the text holds half a tag ("*|FNAME", "FNAME|*", "*| FNAME |*") once the whole
+    tags are taken out."""
+    return bool(_HALF.search(TAG.sub("", text)))
+
+
+@dataclass(frozen=True)
+class Shield:
+    """The tags taken out of a text, and how to put them back."""
+
+    mark: str
+    originals: tuple[str, ...]
+
+    def restore(self, text: str) -> str:
+        if not self.originals or self.mark not in text:
+            return text
+        return re.sub(rf"{self.mark}(\d+)z", lambda m: self.originals[int(m.group(1))], text)
+
+
+def shield(text: str) -> tuple[str, Shield]:
+    """The text with every merge tag, and every stray "*|" or "|*", replaced by a word that no
+    markup language treats specially; the Shield restores them."""
+    mark = "mergetag"
+    while mark in text:
+        mark += "q"
+    originals: list[str] = []
+
+    def swap(match: re.Match[str]) -> str:
+        if "\n" in match.group(0):  # a tag never spans lines; leave it for lint to report
+            return _HALF.sub(swap, match.group(0))
+        originals.append(match.group(0))
+        return f"{mark}{len(originals) - 1}z"
+
+    tags_swapped = TAG.sub(swap, text)
+    return _HALF.sub(swap, tags_swapped), Shield(mark, tuple(originals))

@@ -21,10 +21,13 @@ def add_utm(url: str, params: dict[str, str], domains: Iterable[str]) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not _own(parts.netloc, domains):
         return url
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {k for k, _ in query}
-    query += [(k, v) for k, v in params.items() if k not in present]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    present = {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    added = urlencode([(k, v) for k, v in params.items() if k not in present])
+    if not added:
+        return url
+    # The query as written stays as written: re-encoding it would turn a merge tag (?e=*|EMAIL|*)
+    # into %2A%7CEMAIL%7C%2A, which personalisation no longer sees.
+    return urlunsplit(parts._replace(query=f"{parts.query}&{added}" if parts.query else added))
 
 
 def utm_params(source: str, campaign: str) -> dict[str, str]:

@@ -213,3 +213,16 @@ def test_a_preheader_of_the_users_own_is_kept_as_written(workspace: Workspace) -
     edit(settings, 'preheader = "What the research says, and what to expect at your first visit."',
          f'preheader = "{long.strip()}"')
     assert build_campaign(workspace, "back-pain").rendered.newsletter.preheader == long.strip()
+
+
+def test_merge_tags_in_links_to_the_practices_own_site_survive_the_utm_parameters() -> None:
+    from pipeline.content.utm import add_utm, utm_params
+
+    params = utm_params("newsletter", "back-pain")
+    tagged = add_utm("https://clinic.example/book?e=*|EMAIL|*&n=*|first_name:friend|*", params, ["clinic.example"])
+    assert tagged == ("https://clinic.example/book?e=*|EMAIL|*&n=*|first_name:friend|*&utm_source=newsletter"
+                      "&utm_medium=email&utm_campaign=back-pain")
+    assert add_utm("https://clinic.example/?utm_source=x", params, ["clinic.example"]) == (
+        "https://clinic.example/?utm_source=x&utm_medium=email&utm_campaign=back-pain")
+    assert add_utm("https://elsewhere.example/?e=*|EMAIL|*", params, ["clinic.example"]) == (
+        "https://elsewhere.example/?e=*|EMAIL|*")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin
 
-import lxml.etree as etree
 import lxml.html
+from lxml import etree
 
 from pipeline.content.models import (
     Block,
@@ -21,9 +21,12 @@ from pipeline.content.models import (
     ListItem,
     Paragraph,
     Quote,
+    RefusedLink,
     Span,
+    plain,
 )
 from pipeline.content.readers.common import clean, squash
+from pipeline.content.readers.lines import unsafe_scheme
 
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _SKIP = {"script", "style", "noscript", "template", "iframe", "form", "button", "svg", "nav",
@@ -38,10 +41,19 @@ def tag_name(el: etree._Element) -> str:
 
 
 class Walker:
-    """Turns an element tree into blocks, resolving relative URLs against the page's address."""
+    """Turns an element tree into blocks, resolving relative URLs against the page's address.
 
-    def __init__(self, base: str | None) -> None:
+    Links whose address could run code keep their text and are listed in `refused`; blocks
+    carry the line they start on, counted from `first_line` for a fragment of a larger file.
+    """
+
+    def __init__(self, base: str | None, refused: list[RefusedLink] | None = None, first_line: int = 1) -> None:
         self.base = base
+        self.refused = refused if refused is not None else []
+        self.first_line = first_line
+
+    def line(self, el: etree._Element) -> int | None:
+        return el.sourceline + self.first_line - 1 if el.sourceline else None
 
     def url(self, value: str | None) -> str | None:
         if value is None:
@@ -53,11 +65,12 @@ class Walker:
         out: list[Block] = []
         loose: list[Span] = []
         images: list[Image] = []
+        where = [self.line(el)]
 
         def flush() -> None:
-            spans = _trim(loose)
+            spans = trim_spans(loose)
             if spans:
-                out.append(Paragraph(spans))
+                out.append(Paragraph(spans, line=where[0]))
             out.extend(images)
             loose.clear()
             images.clear()
@@ -71,7 +84,10 @@ class Walker:
             elif tag in _BLOCKS or _has_block_child(child):
                 flush()
                 out.extend(self.block(child, tag))
+                where[0] = self.line(child)
             else:
+                if not loose:
+                    where[0] = self.line(child) or where[0]
                 loose.extend(self.inline(child, images))
             if child.tail:
                 loose.append(Span(child.tail))
@@ -81,17 +97,17 @@ class Walker:
     def block(self, el: etree._Element, tag: str) -> list[Block]:
         if tag in _HEADINGS:
             text = squash(_text(el))
-            return [Heading(text, _HEADINGS[tag])] if text else []
+            return [Heading(text, _HEADINGS[tag], line=self.line(el))] if text else []
         if tag == "p":
             return self.blocks(el)
         if tag in ("ul", "ol"):
             items = self.list_items(el)
-            return [ListBlock(items, ordered=tag == "ol", start=_start(el))] if items else []
+            return [ListBlock(items, ordered=tag == "ol", start=_start(el), line=self.line(el))] if items else []
         if tag == "blockquote":
             inner = self.blocks(el)
             spans = _join([b.spans for b in inner if isinstance(b, (Paragraph, Quote))])
             rest = [b for b in inner if not isinstance(b, (Paragraph, Quote))]
-            return ([Quote(spans)] if spans else []) + rest
+            return ([Quote(spans, line=self.line(el))] if spans else []) + rest
         if tag == "img":
             image = self.image(el)
             return [image] if image else []
@@ -99,11 +115,11 @@ class Walker:
             return self.figure(el)
         if tag == "pre":
             text = _text(el).strip("\n")
-            return [Paragraph((Span(text, code=True),), preformatted=True)] if text.strip() else []
+            return [Paragraph((Span(text, code=True),), preformatted=True, line=self.line(el))] if text.strip() else []
         if tag == "tr":
             cells = [squash(_text(c)) for c in el if tag_name(c) in ("td", "th")]
             cells = [c for c in cells if c]
-            return [Paragraph((Span(" · ".join(cells)),))] if cells else []
+            return [Paragraph((Span(" · ".join(cells)),), line=self.line(el))] if cells else []
         return self.blocks(el)
 
     def list_items(self, el: etree._Element) -> tuple[ListItem, ...]:
@@ -119,7 +135,7 @@ class Walker:
                 if tag in ("ul", "ol"):
                     nested = self.list_items(child)
                     if nested:
-                        children = ListBlock(nested, ordered=tag == "ol", start=_start(child))
+                        children = ListBlock(nested, ordered=tag == "ol", start=_start(child), line=self.line(child))
                 elif tag in _SKIP:
                     pass
                 elif tag in _BLOCKS:
@@ -131,9 +147,9 @@ class Walker:
                     spans.extend(self.inline(child, images))
                 if child.tail:
                     spans.append(Span(child.tail))
-            trimmed = _trim(spans)
+            trimmed = trim_spans(spans)
             if trimmed or children:
-                items.append(ListItem(trimmed, children))
+                items.append(ListItem(trimmed, children, line=self.line(li)))
         return tuple(items)
 
     def inline(self, el: etree._Element, images: list[Image], bold: bool = False,
@@ -151,8 +167,11 @@ class Walker:
         bold = bold or tag in ("b", "strong")
         italic = italic or tag in ("i", "em", "cite")
         code = code or tag in ("code", "kbd", "tt")
-        if tag == "a":
-            href = self.url(el.get("href")) or href
+        target = el.get("href") if tag == "a" else None
+        if target and unsafe_scheme(target):
+            href = None
+        elif tag == "a":
+            href = self.url(target) or href
         spans: list[Span] = []
         if el.text:
             spans.append(Span(el.text, href=href, bold=bold, italic=italic, code=code))
@@ -160,23 +179,25 @@ class Walker:
             spans.extend(self.inline(child, images, bold, italic, href, code))
             if child.tail:
                 spans.append(Span(child.tail, href=href, bold=bold, italic=italic, code=code))
+        if target and unsafe_scheme(target):
+            self.refused.append(RefusedLink(self.line(el), target.strip(), squash(plain(tuple(spans)))))
         return spans
 
     def image(self, el: etree._Element) -> Image | None:
         src = self.url(el.get("src") or el.get("data-src"))
-        if not src or src.startswith("data:"):
+        if not src or unsafe_scheme(src):
             return None
-        return Image(src=src, alt=squash(el.get("alt") or ""), caption=el.get("title") or None)
+        return Image(src=src, alt=squash(el.get("alt") or ""), caption=el.get("title") or None, line=self.line(el))
 
     def figure(self, el: etree._Element) -> list[Block]:
         caption_el = next((c for c in el.iter() if tag_name(c) == "figcaption"), None)
         caption = squash(_text(caption_el)) if caption_el is not None else None
         imgs = [self.image(c) for c in el.iter() if tag_name(c) == "img"]
         out: list[Block] = [
-            Image(i.src, i.alt or (caption or ""), caption or i.caption) for i in imgs if i
+            Image(i.src, i.alt or (caption or ""), caption or i.caption, line=i.line) for i in imgs if i
         ]
         if caption and not out:
-            out.append(Paragraph((Span(caption),)))
+            out.append(Paragraph((Span(caption),), line=self.line(el)))
         return out
 
 
@@ -207,7 +228,7 @@ def _text(el: etree._Element) -> str:
     return "".join(parts)
 
 
-def _trim(spans: list[Span]) -> Inline:
+def trim_spans(spans: list[Span]) -> Inline:
     """Collapse HTML whitespace inside spans and drop empty ones at the edges."""
     out: list[Span] = []
     for span in spans:
@@ -245,7 +266,9 @@ def _join(runs: list[Inline]) -> Inline:
     return tuple(out)
 
 
-def fragment_blocks(html: str, base: str | None = None) -> list[Block]:
-    """Blocks from a fragment of HTML, such as raw HTML inside a Markdown article."""
+def fragment_blocks(html: str, base: str | None = None, refused: list[RefusedLink] | None = None,
+                    first_line: int = 1) -> list[Block]:
+    """Blocks from a fragment of HTML, such as raw HTML inside a Markdown article that starts on
+    `first_line`; links refused on the way are added to `refused`."""
     root = lxml.html.fragment_fromstring(clean(html), create_parent="div")
-    return Walker(base).blocks(root)
+    return Walker(base, refused, first_line).blocks(root)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from pipeline.content.models import (
     Article,
     Heading,
@@ -11,11 +13,13 @@ from pipeline.content.models import (
     ListItem,
     Paragraph,
     Quote,
+    RefusedLink,
     Section,
     Span,
     plain,
 )
 from pipeline.content.readers import read_article
+from pipeline.content.readers.html import read_html
 from tests.conftest import ARTICLES
 
 SITE = "https://willowcreek-acupuncture.example"
@@ -92,3 +96,113 @@ def test_an_html_file_with_another_extension_is_read_as_html(tmp_path: Path) -> 
     path = tmp_path / "saved-page"
     path.write_bytes((ARTICLES / "acupressure.html").read_bytes())
     assert read_article(path).title == "Three acupressure points for stressful days"
+
+
+PAGES = ARTICLES.parent / "pages"
+
+
+def page(body: str, head: str = "<title>Dry needling explained | Clinic</title>") -> bytes:
+    return f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'>{head}</head>\n<body>\n{body}\n</body></html>".encode()
+
+
+def test_article_inside_theme_classes_that_look_like_furniture_is_read(tmp_path: Path) -> None:
+    # Theme wrappers named "has-sidebar", "social-share-enabled", "elementor-widget" once made the
+    # reader throw the whole article away as page furniture: "has no article text".
+    paragraphs = "\n".join(
+        f'<div class="elementor-widget elementor-widget-text-editor"><div class="elementor-widget-container">'
+        f"<p>Paragraph {n} of the article explains one more thing about dry needling and how it differs "
+        f"from acupuncture, in plain words for patients.</p></div></div>" for n in range(1, 7))
+    path = tmp_path / "post.html"
+    path.write_bytes(page(
+        '<nav class="menu"><a href="/">Home</a> <a href="/blog">Blog</a></nav>'
+        '<div class="content-wrap has-sidebar"><article class="post category-news tag-share">'
+        '<h1>Dry needling explained</h1><div class="entry-content single-content social-share-enabled">'
+        f"{paragraphs}</div></article>"
+        '<aside class="sidebar"><h3>Popular posts</h3><ul><li><a href="/a">Another post</a></li></ul></aside></div>'))
+    article = read_article(path)
+    assert article.title == "Dry needling explained"
+    text = article.plain_text()
+    assert all(f"Paragraph {n} of the article" in text for n in range(1, 7))
+    assert "Popular posts" not in text and "Another post" not in text
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in PAGES.glob("*.html")))
+def test_never_no_article_text_where_trafilatura_finds_text(name: str) -> None:
+    import trafilatura
+
+    data = (PAGES / name).read_bytes()
+    assert trafilatura.extract(data)
+    article = read_article(PAGES / name)
+    assert len(article.plain_text()) > 500
+
+
+def test_scripted_links_on_a_page_keep_their_text_and_are_reported() -> None:
+    article = read_article(PAGES / "physio-knee-tables.html")
+    assert "Print this page" not in article.plain_text()  # a row of links, not the article
+    data = page('<article><h1>Dry needling explained</h1>\n<p>Fine needles release tight muscle bands, '
+                'and most patients feel a brief twitch. To keep a copy,\n'
+                '<a href="javascript:window.print()">print this page</a> or '
+                '<a href="https://clinic.example/book">book a visit</a>.</p>\n'
+                '<p>Sessions last thirty minutes and you can go back to work straight after.</p></article>')
+    article = read_html(data, "p.html")
+    assert article.lead[-4:] == (Span("print this page"), Span(" or "),
+                                 Span("book a visit", href="https://clinic.example/book"), Span("."))
+    # the paragraph's line: lint finds the link's own line in the file
+    assert article.refused_links == (RefusedLink(5, "javascript:window.print()", "print this page"),)
+
+
+def test_a_layout_table_s_menu_and_footer_go_and_its_list_comes_back() -> None:
+    article = read_article(PAGES / "physio-knee-tables.html")
+    text = article.plain_text()
+    assert "About the practice" not in text and "4 Quay Street" not in text
+    exercises = article.sections[1].blocks[1]
+    assert isinstance(exercises, ListBlock) and exercises.ordered and len(exercises.items) == 3
+    assert plain(exercises.items[0].spans).startswith("Wall sit")
+    assert [r.line for r in article.removed][:2] == [23, 24]  # the menu, named by its lines
+
+
+def test_captions_of_wordpress_galleries_blogger_tables_and_jetpack_tiles() -> None:
+    douro = read_article(PAGES / "travel-douro.html")
+    captions = [b.caption for b in douro.blocks() if isinstance(b, Image)]
+    assert captions[:5] == ["Seven in the morning, and the river is still hiding under the mist.",
+                            "The pool at the quinta, with the river three hundred metres below.",
+                            "Octopus in Pinhão", "A twenty-year tawny at sunset", "The tiled station at Pinhão"]
+    assert douro.hero_image is None  # shown once, where the article has it, with its caption
+    breathing = read_article(PAGES / "blogger-breathing.html")
+    [image] = [b for b in breathing.blocks() if isinstance(b, Image)]
+    assert image.caption == "A low light helps, but it is not required."
+    assert breathing.plain_text().count("A low light helps") == 1  # not also as a paragraph
+    linen = read_article(PAGES / "fashion-linen.html")
+    assert [b.caption for b in linen.blocks() if isinstance(b, Image) and b.caption] == [
+        "Tone on tone hides creases better than contrast does.", "Sleeves rolled twice, never neatly.",
+        "A woven bag finishes it off."]
+
+
+def test_see_also_pointers_and_bookmark_cards_are_removed_and_reported() -> None:
+    news = read_article(PAGES / "news-clinic-hours.html")
+    assert "Read also" not in news.plain_text()
+    assert [(r.line, r.text) for r in news.removed] == [
+        (54, "Read also: Health centre waiting times hit a five-year high")]
+    ghost = read_article(PAGES / "ghost-warming-foods.html")
+    assert "Cooling foods for a hot summer" not in ghost.plain_text()
+
+
+def test_bold_lines_over_text_are_headings_and_lines_are_the_page_s() -> None:
+    article = read_article(PAGES / "blogger-breathing.html")
+    assert [s.heading.text for s in article.sections if s.heading] == [
+        "Minute one: notice", "Minutes two and three: lengthen the out-breath", "Minutes four and five: let the count go"]
+    lines = (PAGES / "blogger-breathing.html").read_text(encoding="utf-8").splitlines()
+    for section in article.sections:
+        if section.heading:
+            assert section.heading.text in lines[section.heading.line - 1]
+
+
+def test_title_without_the_site_name_and_a_byline_paragraph_as_the_byline() -> None:
+    article = read_article(PAGES / "squarespace-hay-fever.html")
+    assert article.title == "Getting ahead of hay fever"
+    article = read_html(page('<main><h1>Dry needling explained</h1><p>By Ana Lima | March 14, 2025</p>'
+                             '<p>Fine needles release tight muscle bands, and most patients feel a brief twitch '
+                             'as the muscle lets go. It is not the same as acupuncture.</p><p>Sessions last '
+                             'thirty minutes and you can go back to work straight after.</p></main>'), "p.html")
+    assert (article.author, article.date) == ("Ana Lima", date(2025, 3, 14))
+    assert plain(article.lead).startswith("Fine needles")

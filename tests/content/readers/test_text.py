@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from pipeline.content.models import (
     ListBlock,
     ListItem,
     Paragraph,
+    Removed,
     Section,
     Span,
 )
@@ -36,10 +38,13 @@ def test_sleep_article_keeps_typography_bullets_and_numbered_steps() -> None:
             )),
             Section(Heading("Habits that help:"), (
                 Paragraph((Span("Try adding one habit a week rather than all five at once."),)),
-                ListBlock(items("Keep the same wake-up time, even at weekends",
-                                "Dim the lights an hour before bed",
-                                "Swap the ceiling light for a lamp",
-                                "Leave your phone outside the bedroom")),
+                ListBlock((
+                    ListItem((Span("Keep the same wake-up time, even at weekends"),)),
+                    # "◦" indented under "•": a list inside the item, as on the page it came from
+                    ListItem((Span("Dim the lights an hour before bed"),),
+                             ListBlock(items("Swap the ceiling light for a lamp"))),
+                    ListItem((Span("Leave your phone outside the bedroom"),)),
+                )),
             )),
             Section(Heading("A simple evening routine"), (
                 Paragraph((Span("Our patients like this three-step wind-down – it takes ten minutes."),)),
@@ -134,3 +139,105 @@ def test_title_only_is_an_error(tmp_path: Path) -> None:
     path.write_text("Just a title\n\n   \n", encoding="utf-8")
     with pytest.raises(ArticleError, match=r"t\.txt: has a title but no article text under it$"):
         read_article(path)
+
+
+@pytest.mark.parametrize("line", [
+    "March 14, 2025", "14 March 2025", "2025-03-14", "Mar 14, 2025", "Mar. 14, 2025", "Friday, March 14, 2025",
+    "Fri 14 Mar 2025", "14th March 2025", "March 14th, 2025", "14/03/2025", "03/14/2025", "14.03.2025",
+    "Posted on March 14, 2025", "Published: 14 March 2025", "March 14, 2025 · 4 min read",
+])
+def test_a_date_line_under_the_title_is_the_date_and_the_lead_stays_the_lead(line: str) -> None:
+    article = read_text(f"Title\nBy Ana Lima\n{line}\n\nThe lead paragraph.\n\nA heading\nText.\n", "t.txt")
+    assert (article.author, article.date) == ("Ana Lima", date(2025, 3, 14))
+    assert article.lead == (Span("The lead paragraph."),)
+    assert [s.heading for s in article.sections] == [Heading("A heading")]
+    assert article.removed == ()
+
+
+def test_byline_and_date_in_either_order_or_on_one_line() -> None:
+    for head in ("March 14, 2025\nBy Ana Lima", "By Ana Lima | March 14, 2025", "Posted on 14 March 2025 by Ana Lima"):
+        article = read_text(f"Title\n{head}\nLead.\nMore text.\n", "t.txt")
+        assert (article.author, article.date, article.lead) == ("Ana Lima", date(2025, 3, 14), (Span("Lead."),))
+
+
+def test_a_date_that_reads_two_ways_is_not_guessed_but_not_a_heading_either() -> None:
+    article = read_text("Title\n04/03/2025\n\nThe lead.\n\nA heading\nText.\n", "t.txt")
+    assert article.date is None and article.lead == (Span("The lead."),)
+    assert article.removed == (Removed(2, "04/03/2025", "date"),)
+
+
+def test_dates_further_down_are_the_article_s_own_text() -> None:
+    article = read_text("Title\nLead.\n\nMarch 14, 2025\nWe opened the new room that day.\n", "t.txt")
+    assert article.date is None
+    assert article.sections[0].heading == Heading("March 14, 2025")
+
+
+def test_website_lines_at_the_end_are_dropped_and_reported_with_their_lines() -> None:
+    path = ARTICLES / "pasted-back-pain.txt"
+    article = read_article(path)
+    assert article.removed == (
+        Removed(23, "Share this article: Facebook Twitter Email"),
+        Removed(24, "Tags: back pain, research"),
+        Removed(25, "Follow us on Instagram"),
+    )
+    last = article.sections[-1].blocks[-1]
+    assert last == Paragraph((Span("Call us on 541-555-0187 to ask whether acupuncture could help your back."),))
+    assert last.line == 21
+
+
+@pytest.mark.parametrize("tail", [
+    "Share this:\nFacebook\nX\nEmail", "Categories: Pain relief, Research", "Tagged: sleep",
+    "Share on Facebook | Share on X", "Follow us on Facebook and Instagram for weekly tips", "Leave a comment",
+])
+def test_more_website_endings(tail: str) -> None:
+    article = read_text(f"Title\nLead.\n\nThe last words of the article.\n\n{tail}\n", "t.txt")
+    assert article.sections[-1].blocks[-1] == Paragraph((Span("The last words of the article."),))
+    assert [r.text for r in article.removed] == tail.split("\n")
+
+
+@pytest.mark.parametrize("tail", ["Share your story with us at the front desk.", "Tags help us sort your notes",
+                                  "Follow the plan for two weeks."])
+def test_closing_lines_that_are_the_article_s_own_stay(tail: str) -> None:
+    article = read_text(f"Title\nLead.\n\nMore.\n\n{tail}\n", "t.txt")
+    assert article.removed == ()
+    assert article.sections[-1].blocks[-1] == Paragraph((Span(tail),))
+
+
+def test_category_line_under_the_byline_is_dropped_too() -> None:
+    article = read_text("Title\nBy Ana Lima\nCategory: Pain relief\nLead.\nMore.\n", "t.txt")
+    assert article.lead == (Span("Lead."),)
+    assert article.removed == (Removed(3, "Category: Pain relief"),)
+
+
+def test_indented_sub_bullets_nest_inside_their_item() -> None:
+    article = read_article(ARTICLES / "pasted-back-pain.txt")
+    block = article.sections[1].blocks[1]
+    assert block == ListBlock((
+        ListItem((Span("Six to eight sessions, usually once a week"),)),
+        ListItem((Span("Fine, single-use needles"),), ListBlock(items(
+            "left in place for around twenty minutes", "removed gently, with no bleeding for most people"))),
+        ListItem((Span("Simple movements to practise at home"),)),
+    ))
+    assert [i.line for i in block.items] == [12, 13, 16]
+    assert [i.line for i in block.items[1].children.items] == [14, 15]
+
+
+def test_three_levels_numbers_under_bullets_and_back_out() -> None:
+    text = ("Title\nLead.\n"
+            "- one\n  - one a\n      ▪ one a i\n  - one b\n    1. step\n    2. step two\n- two\n")
+    [block] = read_text(text, "t.txt").sections[0].blocks
+    assert block == ListBlock((
+        ListItem((Span("one"),), ListBlock((
+            ListItem((Span("one a"),), ListBlock(items("one a i"))),
+            ListItem((Span("one b"),), ListBlock(items("step", "step two"), ordered=True)),
+        ))),
+        ListItem((Span("two"),)),
+    ))
+
+
+def test_blocks_know_their_lines() -> None:
+    article = read_text("Title\n\nLead line.\n\nHeading\nText\nwrapped on.\n- a\n- b\n", "t.txt")
+    assert (article.title_line, article.lead_line) == (1, 3)
+    section = article.sections[0]
+    assert section.heading.line == 5
+    assert [b.line for b in section.blocks] == [6, 8]
