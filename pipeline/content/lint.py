@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lxml.html
@@ -39,6 +39,9 @@ class Finding:
     code: str
     where: str
     message: str
+    # A CSS selector for the element of the email it concerns (a link, an image), so the preview
+    # can show the finding on the email itself; None for the email as a whole.
+    target: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.level}: {self.where}: {self.message} [{self.code}]"
@@ -82,32 +85,43 @@ def _link_text(a: lxml.html.HtmlElement, href: str, label: str, where: str) -> l
     return []
 
 
+def _selector(tag: str, attribute: str, value: str) -> str:
+    """A CSS selector for tag elements whose attribute starts with value (the preview's copy adds
+    UTM parameters to a link's address)."""
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\a ")
+    return f'{tag}[{attribute}^="{quoted}"]'
+
+
 def _links(doc: lxml.html.HtmlElement, rendered: Rendered) -> list[Finding]:
     found: list[Finding] = []
     for a in doc.iter("a"):
         href = (a.get("href") or "").strip()
         if TAG.fullmatch(href):
             continue
-        where = f"email.html:{a.sourceline}" + _template_of(rendered, f'href="{escape(href)}"')
-        label = _short(a.text_content()) or "(no text)"
-        lowered = href.lower()
-        scheme = _URL_NOISE.sub("", href).lower()
-        if not href or href == "#" or href.startswith("#"):
-            found.append(Finding("error", "empty-link", where, f"link {label!r} goes nowhere (href {href!r})"))
-            continue
-        if scheme.startswith(_SCRIPT_SCHEMES):
-            found.append(Finding("error", "script-link", where, f"link {label!r} runs a script ({_short(href)})"))
-            continue
-        if scheme.startswith("data:"):
-            found.append(Finding("error", "data-link", where,
-                                 f"link {label!r} opens inline data ({_short(href)}); mail filters treat it as an attack"))
-            continue
-        found += _link_text(a, href, label, where)
-        if lowered.startswith("http://"):
-            found.append(Finding("warning", "insecure-link", where, f"link {label!r} is not https: {_short(href, 80)}"))
-        elif not lowered.startswith(_SAFE_SCHEMES) and not TAG.search(href):
-            found.append(Finding("error", "relative-link", where,
-                                 f"link {label!r} is not a full https address: {_short(href, 80)}"))
+        target = _selector("a", "href", href) if href else None
+        found += [replace(finding, target=target) for finding in _link(a, href, rendered)]
+    return found
+
+
+def _link(a: lxml.html.HtmlElement, href: str, rendered: Rendered) -> list[Finding]:
+    """One link's checks."""
+    where = f"email.html:{a.sourceline}" + _template_of(rendered, f'href="{escape(href)}"')
+    label = _short(a.text_content()) or "(no text)"
+    lowered = href.lower()
+    scheme = _URL_NOISE.sub("", href).lower()
+    if not href or href == "#" or href.startswith("#"):
+        return [Finding("error", "empty-link", where, f"link {label!r} goes nowhere (href {href!r})")]
+    if scheme.startswith(_SCRIPT_SCHEMES):
+        return [Finding("error", "script-link", where, f"link {label!r} runs a script ({_short(href)})")]
+    if scheme.startswith("data:"):
+        return [Finding("error", "data-link", where,
+                        f"link {label!r} opens inline data ({_short(href)}); mail filters treat it as an attack")]
+    found = _link_text(a, href, label, where)
+    if lowered.startswith("http://"):
+        found.append(Finding("warning", "insecure-link", where, f"link {label!r} is not https: {_short(href, 80)}"))
+    elif not lowered.startswith(_SAFE_SCHEMES) and not TAG.search(href):
+        found.append(Finding("error", "relative-link", where,
+                             f"link {label!r} is not a full https address: {_short(href, 80)}"))
     return found
 
 
@@ -115,17 +129,25 @@ def _images(doc: lxml.html.HtmlElement, rendered: Rendered) -> list[Finding]:
     found: list[Finding] = []
     for img in doc.iter("img"):
         src = img.get("src") or ""
-        alt = (img.get("alt") or "").strip()
-        where = f"email.html:{img.sourceline}" + _template_of(rendered, f'src="{escape(src)}"')
-        if not alt:
-            found.append(Finding("error", "image-alt", where, f"image {_short(src, 80)} has no alt text"))
-        elif _FILE_NAME.match(alt) or alt == src.rsplit("/", 1)[-1]:
-            found.append(Finding("warning", "image-alt", where,
-                                 f"image {_short(src, 80)} has its file name {alt!r} as alt text; say what it shows"))
-        if src.startswith("http://"):
-            found.append(Finding("warning", "insecure-image", where, f"image {_short(src, 80)} is not https"))
-        elif not src.startswith("https://") and not TAG.search(src):
-            found.append(Finding("error", "image-src", where, f"image {_short(src, 80)!r} is not a full https address"))
+        target = _selector("img", "src", src) if src else None
+        found += [replace(finding, target=target) for finding in _image(img, src, rendered)]
+    return found
+
+
+def _image(img: lxml.html.HtmlElement, src: str, rendered: Rendered) -> list[Finding]:
+    """One image's checks."""
+    found: list[Finding] = []
+    alt = (img.get("alt") or "").strip()
+    where = f"email.html:{img.sourceline}" + _template_of(rendered, f'src="{escape(src)}"')
+    if not alt:
+        found.append(Finding("error", "image-alt", where, f"image {_short(src, 80)} has no alt text"))
+    elif _FILE_NAME.match(alt) or alt == src.rsplit("/", 1)[-1]:
+        found.append(Finding("warning", "image-alt", where,
+                             f"image {_short(src, 80)} has its file name {alt!r} as alt text; say what it shows"))
+    if src.startswith("http://"):
+        found.append(Finding("warning", "insecure-image", where, f"image {_short(src, 80)} is not https"))
+    elif not src.startswith("https://") and not TAG.search(src):
+        found.append(Finding("error", "image-src", where, f"image {_short(src, 80)!r} is not a full https address"))
     return found
 
 

@@ -236,7 +236,7 @@ def test_every_endpoint_over_http(workspace: Workspace) -> None:
         assert (lint.status, lint.content_type) == (200, "application/json")
         assert lint.json() == {"findings": [{
             "level": "warning", "code": "subject-length", "where": "settings.toml",
-            "message": "subject is 9 characters; keep it between 10 and 78"}]}
+            "message": "subject is 9 characters; keep it between 10 and 78", "target": None}]}
         assert [str(f) for f in preview.state.built()[0].findings] == [
             "warning: settings.toml: subject is 9 characters; keep it between 10 and 78 [subject-length]"]
 
@@ -481,3 +481,23 @@ def test_an_mjml_error_shows_in_the_page_and_fixing_it_brings_the_email_back(wor
         wait_for(lambda: not shown(browser, "error"), "the error to go away")
         wait_for(lambda: frame_script(browser, "mobile", "doc.body.innerText.includes('Hi Alex,')"),
                  "the email to come back")
+
+
+def test_lint_findings_show_on_the_email_beside_the_link_they_concern(workspace: Workspace, browser: Chromium) -> None:
+    edit(workspace.root / ARTICLE, "Back pain that lingers",
+         "Back pain that lingers ([click here](https://willowcreek-acupuncture.example/evidence))")
+    with serving(Preview(workspace, SLUG)) as url:
+        open_page(browser, url)
+        note = "doc.querySelector('[data-lint-note=\"link-text\"]')"
+        wait_for(lambda: frame_script(browser, "desktop", f"{note} !== null"), "the finding on the email")
+        assert frame_script(browser, "desktop", f"{note}.textContent").startswith(
+            "warning: link text 'click here' says nothing on its own")
+        marked = "doc.querySelector('[data-lint=\"link-text\"]')"
+        assert frame_script(browser, "desktop", f"{marked}.textContent") == "click here"
+        assert frame_script(browser, "desktop", f"getComputedStyle({marked}).outlineStyle") == "solid"
+        # The note sits just under the link it is about.
+        gap = (f"{note}.getBoundingClientRect().top - {marked}.getBoundingClientRect().bottom")
+        assert 0 <= frame_script(browser, "desktop", gap) <= 4
+        click(browser, "#marks")
+        wait_for(lambda: frame_script(browser, "desktop", f"{note} === null"), "the marks to go when unticked")
+        assert frame_script(browser, "mobile", f"{marked} === null")
