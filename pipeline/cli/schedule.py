@@ -14,12 +14,14 @@ from pipeline.clock import human, utcnow
 from pipeline.content.build import build_campaign
 from pipeline.delivery.sending import connection_factory
 from pipeline.errors import SendError
+from pipeline.redact import redact_url
 from pipeline.settings.campaign import load_campaign
 from pipeline.timing.daemon import run_scheduler
 from pipeline.timing.overview import overview
 from pipeline.timing.recurring import start, stop
 from pipeline.timing.schedule import schedule, unschedule
 from pipeline.timing.tick import DEFAULT_BUDGET, TickReport, tick
+from pipeline.workers import check_database, fans_out
 
 
 @click.command("schedule")
@@ -108,6 +110,9 @@ def scheduler(state: State, once: bool, max_seconds: float, now: str | None) -> 
     log = logging.getLogger("campaign.scheduler")
     ws = state.workspace
     description, connect = connection_factory(ws, state.transport_url)
+    if fans_out(ws):
+        check_database(state.store)  # refused now, not once a minute
+        description = f"the workers of {redact_url(ws.workers.broker or '')}"
     clock = parse_now(now)
     halt = threading.Event()
 

@@ -16,6 +16,7 @@ from pipeline.delivery.loop import RateLimit, RetryPolicy, SendOptions, SendRepo
 from pipeline.delivery.proofs import test_send
 from pipeline.delivery.sending import (
     RETRY_WINDOW,
+    Plan,
     RunResult,
     begin_send,
     connection_factory,
@@ -27,6 +28,7 @@ from pipeline.delivery.sending import (
 from pipeline.delivery.sending import restart_content as restart_content_of
 from pipeline.delivery.status import status
 from pipeline.errors import Interrupted, SendError
+from pipeline.redact import redact_url
 
 
 class _Progress:
@@ -68,14 +70,19 @@ class _Progress:
               metavar="MINUTES", help="Stay this long to retry temporary failures; send-due finishes the rest.")
 @click.option("--restart-content", is_flag=True,
               help="A started send takes the campaign as it is now; refused once anything was sent.")
+@click.option("--wait", is_flag=True, help="With [workers] broker: stay, with a progress bar, until the workers are "
+                                           "done (without one, send always stays).")
 @pass_state
 def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int | None, yes: bool,
          concurrency: int | None, rate: str | None, retry_unknown: bool, retry_failed: bool,
-         retry_after: float, retry_window: float, restart_content: bool) -> None:
+         retry_after: float, retry_window: float, restart_content: bool, wait: bool) -> None:
     """Send SLUG to its segment, each recipient exactly once.
 
     The recipients and the content are fixed when the send starts; running it again continues
     where it stopped, with the same content. Ctrl-C stops after the message in flight.
+
+    With [workers] broker in campaign.toml (and a PostgreSQL --db), the deliveries go to
+    `campaign worker` processes in batches, and send returns once they are handed out.
 
     \b
     Example:
@@ -83,12 +90,18 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
     """
     ws = state.workspace
     store = state.store
+    workers = ws.workers.broker is not None
+    if workers:
+        _check_for_workers(state, limit, concurrency, rate)
     target = plan(store, ws, slug, segment)
     if target.send is not None and target.send.state == "sent" and not (retry_unknown or retry_failed):
         click.echo(f"{slug} was sent on {human(target.send.finished_at)}; nothing to do "
                    "(see --retry-unknown and --retry-failed)", err=True)
         return
-    description, connect = connection_factory(ws, state.transport_url)
+    if workers:
+        description, connect = f"the workers of {redact_url(ws.workers.broker or '')}", None
+    else:
+        description, connect = connection_factory(ws, state.transport_url)
     if restart_content:
         target = restart_content_of(store, target, utcnow())
     elif target.changed:
@@ -104,6 +117,9 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
     if not yes:
         click.confirm(f"Send {subject!r} to {target.recipients} recipient(s) of {target.segment.label!r} "
                       f"via {description}?", abort=True, err=True)
+    if connect is None:
+        _send_by_workers(state, slug, target, description, wait, retry_unknown, retry_failed)
+        return
     sending = ws.sending
     options = SendOptions(
         concurrency=concurrency or sending.concurrency,
@@ -122,6 +138,42 @@ def send(state: State, slug: str, segment: str | None, dry_run: bool, limit: int
         result = run_with_retries(store, ws, row, connect, options, window=retry_window * 60,
                                   retry_unknown=retry_unknown, retry_failed=retry_failed, progress=progress,
                                   waiting=waiting)
+    _report_run(slug, description, result)
+
+
+def _check_for_workers(state: State, limit: int | None, concurrency: int | None, rate: str | None) -> None:
+    from pipeline.workers import check_database
+
+    check_database(state.store)
+    given = [name for name, value in (("--limit", limit), ("--concurrency", concurrency), ("--rate", rate)) if value]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} apply to sending from here; with [workers] broker, workers send "
+                               "at [sending] rate with 'campaign worker --concurrency'")
+
+
+def _send_by_workers(state: State, slug: str, target: Plan, description: str, wait: bool, retry_unknown: bool,
+                     retry_failed: bool) -> None:
+    from pipeline.workers.fanout import hand_out, together
+    from pipeline.workers.fanout import wait as follow
+
+    store, ws = state.store, state.workspace
+    sends = together(store, begin_send(store, target, slug, utcnow()))
+    result = hand_out(store, ws, sends, retry_unknown=retry_unknown, retry_failed=retry_failed)
+    if not wait:
+        click.echo("\t".join(f"{name} {result.counts[name]}" for name in result.counts))
+        click.echo(f"{result.batches} batch(es) of {slug} went to {description}; {result.remaining} delivery(ies) to "
+                   f"go. 'campaign status {slug}' shows how far they are, 'campaign send {slug} --wait' follows "
+                   "them.", err=True)
+        return
+    progress = _Progress(target.recipients)
+    requeued = result.requeued
+    try:
+        with progress.bar:
+            result = follow(store, ws, sends, progress, result.base)
+    except KeyboardInterrupt:
+        click.echo(f"\nStopped waiting; the workers go on sending {slug} ('campaign status {slug}').", err=True)
+        return
+    result.requeued = requeued
     _report_run(slug, description, result)
 
 
@@ -183,6 +235,9 @@ def status_(state: State, slug: str | None, as_json: bool) -> None:
     complaints, times, its history (started, paused, reopened for a retry), and failures with
     the server's replies.
 
+    Sends handed to `campaign worker` processes show a line per worker (host:pid): what it
+    sent, how fast, and how much in the last minute.
+
     \b
     Example:
       campaign status back-pain
@@ -203,6 +258,13 @@ def status_(state: State, slug: str | None, as_json: bool) -> None:
         assert isinstance(bounced, dict)
         click.echo(f"  bounces: hard {bounced['hard']}  soft {bounced['soft']}  complaints {bounced['complaint']}")
         click.echo(f"  started {human(entry['started_at'])}  finished {human(entry['finished_at'])}")
+        senders = entry["workers"]
+        assert isinstance(senders, list)
+        for sender in senders:
+            if sender["campaign_worker"]:
+                pace = f"{sender['per_second']:,.1f}/s" if sender["per_second"] is not None else "-/s"
+                click.echo(f"  worker {sender['worker']}: sent {sender['sent']} at {pace}, "
+                           f"{sender['last_minute']} in the last minute")
         events = entry["history"]
         assert isinstance(events, list)
         for event in events:

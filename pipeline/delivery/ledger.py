@@ -75,6 +75,9 @@ def snapshot(conn: Connection, send: SendRow, segment: Segment, now: datetime, d
     return int(result.rowcount or 0)
 
 
+TASK_MARK = "w"  # begins the run part of a `campaign worker` task's name; other runs' are hex
+
+
 def worker_name(suffix: str) -> str:
     """host:pid:suffix, so a later run on the same host can tell when a worker's process is gone."""
     return f"{socket.gethostname()}:{os.getpid()}:{suffix}"
@@ -121,13 +124,24 @@ def recover(conn: Connection, send_id: int, now: datetime) -> int:
 
 
 # Built once: a claim runs for every batch, and building these costs more than running them.
+_QUEUED = (
+    # A literal, not a parameter: only then can the database use the queued-rows index.
+    deliveries.c.send_id == sa.bindparam("send_id"), deliveries.c.state == sa.literal_column("'queued'"),
+)
+_FREE_AND_DUE = sa.and_(
+    deliveries.c.due_at <= sa.bindparam("now", type_=UTCDateTime),
+    sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < sa.bindparam("now", type_=UTCDateTime)),
+)
 _CANDIDATES = (
-    sa.select(deliveries.c.id).where(
-        # A literal, not a parameter: only then can the database use the queued-rows index.
-        deliveries.c.send_id == sa.bindparam("send_id"), deliveries.c.state == sa.literal_column("'queued'"),
-        deliveries.c.due_at <= sa.bindparam("now", type_=UTCDateTime),
-        sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < sa.bindparam("now", type_=UTCDateTime)),
-    ).order_by(deliveries.c.due_at, deliveries.c.id).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
+    sa.select(deliveries.c.id).where(*_QUEUED, _FREE_AND_DUE)
+    .order_by(deliveries.c.due_at, deliveries.c.id).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
+)
+# The same among one batch's rows only; the ones its holder has were due when they were put in
+# its name, by the clock of the machine that did (which may run a little ahead of this one's).
+_BATCH_CANDIDATES = (
+    sa.select(deliveries.c.id).where(*_QUEUED, deliveries.c.id.in_(sa.bindparam("batch", expanding=True)),
+                                     sa.or_(deliveries.c.worker == sa.bindparam("holder"), _FREE_AND_DUE))
+    .order_by(deliveries.c.due_at, deliveries.c.id).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
 )
 _LEASE = deliveries.update().where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True))).values(
     lease_until=sa.bindparam("lease", type_=UTCDateTime), worker=sa.bindparam("worker"),
@@ -141,21 +155,50 @@ _CLAIMED = (
 )
 
 
-def claim(conn: Connection, send_id: int, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
-    """Lease up to `limit` due deliveries to `worker`; ones whose subscriber left become skipped.
-    Returns the leased deliveries to send and how many were skipped: a batch may be all skipped
-    while more rows wait behind it."""
+class Batch(NamedTuple):
+    """Deliveries handed out together (to a `campaign worker` task), and who holds the ones not yet
+    claimed: claims restricted to a batch take only its rows that are free or held by `holder`."""
+
+    ids: tuple[int, ...]
+    holder: str
+
+
+def reserve(conn: Connection, send_id: int, holder: str, limit: int, now: datetime, until: datetime,
+            batch: Batch | None = None) -> list[int]:
+    """Put up to `limit` due, queued, unheld deliveries (of `batch` only, if given) in `holder`'s
+    name until `until`; they stay queued. Returns their ids, oldest due first."""
+    if batch is None:
+        found = conn.execute(_CANDIDATES, {"send_id": send_id, "now": now, "limit": limit})
+    else:
+        found = conn.execute(_BATCH_CANDIDATES, {"send_id": send_id, "now": now, "limit": limit,
+                                                 "batch": list(batch.ids), "holder": batch.holder})
+    ids = list(found.scalars())
+    if ids:
+        conn.execute(_LEASE, {"ids": ids, "lease": until, "worker": holder, "now": now})
+    return ids
+
+
+def claim(conn: Connection, send_id: int, worker: str, limit: int, now: datetime,
+          batch: Batch | None = None) -> tuple[list[Claimed], int]:
+    """Lease up to `limit` due deliveries (of `batch` only, if given) to `worker`; ones whose
+    subscriber left become skipped. Returns the leased deliveries to send and how many were
+    skipped: a batch may be all skipped while more rows wait behind it."""
     apply_pending_unsubscribes(conn)  # on SQLite, unsubscribes the web pages journaled (see there)
-    ids = list(conn.execute(_CANDIDATES, {"send_id": send_id, "now": now, "limit": limit}).scalars())
+    ids = reserve(conn, send_id, worker, limit, now, now + LEASE, batch)
     if not ids:
         return [], 0
-    conn.execute(_LEASE, {"ids": ids, "lease": now + LEASE, "worker": worker, "now": now})
     rows = conn.execute(_CLAIMED, {"ids": ids}).all()
     gone = [r.delivery_id for r in rows if r.status != "subscribed"]
     if gone:
         skip(conn, gone, now, "not subscribed when its turn came")
     return [Claimed(r.delivery_id, r.subscriber_id, r.email, r.first_name, r.last_name, dict(r.fields or {}),
                     r.timezone, r.attempts) for r in rows if r.status == "subscribed"], len(gone)
+
+
+def held(conn: Connection, send_id: int, now: datetime) -> int:
+    """How many of a send's deliveries someone holds now: reserved for a batch, leased, or on the wire."""
+    return int(conn.execute(sa.select(sa.func.count()).where(
+        deliveries.c.send_id == send_id, deliveries.c.lease_until >= now)).scalar() or 0)
 
 
 def skip(conn: Connection, ids: Sequence[int], now: datetime, reason: str) -> None:
@@ -185,11 +228,16 @@ def sent_statement(delivery_id: int, worker: str, message_id: str, now: datetime
 
 
 def not_started(conn: Connection, delivery_id: int, worker: str, now: datetime) -> str:
-    """Why begin matched nothing: "paused" (the row is given back, still queued) or "skipped"."""
+    """Why begin matched nothing: "paused" (the row is given back, still queued), "skipped", or
+    "taken": the lease ran out first and another sender has the row now (or has sent it)."""
     active = conn.execute(sa.select(_SEND_ACTIVE).select_from(deliveries).where(deliveries.c.id == delivery_id)).scalar()
     if not active:
         release(conn, [delivery_id], worker, now)
         return "paused"
+    mine = conn.execute(sa.select(deliveries.c.id).where(
+        deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "queued")).first()
+    if mine is None:
+        return "taken"
     skip(conn, [delivery_id], now, "not subscribed when its turn came")
     return "skipped"
 
@@ -259,6 +307,39 @@ def failures(conn: Connection, send_id: int, limit: int = 50) -> list[tuple[str,
     return [(email or "(erased)", state, error) for email, state, error in conn.execute(query)]
 
 
+class Throughput(NamedTuple):
+    """What one sending process (host:pid) sent of a send: in all, and since a given instant."""
+
+    worker: str
+    sent: int
+    first: datetime
+    last: datetime
+    recent: int
+    task: bool  # a `campaign worker` process, rather than a command sending in its own process
+
+
+def throughput(conn: Connection, send_id: int, since: datetime) -> list[Throughput]:
+    """Sent deliveries grouped by the process that sent them (host:pid), busiest first; `recent`
+    counts those sent at or after `since`."""
+    recent = sa.func.sum(sa.case((deliveries.c.sent_at >= since, 1), else_=0))
+    rows = conn.execute(sa.select(deliveries.c.worker, sa.func.count(), sa.func.min(deliveries.c.sent_at),
+                                  sa.func.max(deliveries.c.sent_at), recent)
+                        .where(deliveries.c.send_id == send_id, deliveries.c.state == "sent",
+                               deliveries.c.worker.is_not(None), deliveries.c.sent_at.is_not(None))
+                        .group_by(deliveries.c.worker))
+    merged: dict[str, Throughput] = {}
+    for worker, sent, first, last, late in rows:
+        host, pid, run = (worker.split(":") + ["", ""])[:3]  # a sender's threads are host:pid:run:n
+        process = f"{host}:{pid}"
+        before = merged.get(process)
+        if before is None:
+            merged[process] = Throughput(process, int(sent), first, last, int(late or 0), run.startswith(TASK_MARK))
+        else:
+            merged[process] = before._replace(sent=before.sent + int(sent), first=min(before.first, first),
+                                              last=max(before.last, last), recent=before.recent + int(late or 0))
+    return sorted(merged.values(), key=lambda t: (-t.sent, t.worker))
+
+
 def finish_if_done(conn: Connection, send_id: int, now: datetime) -> bool:
     """A send is done when nothing is queued or sending any more."""
     left, _ = pending(conn, send_id)
@@ -282,3 +363,15 @@ def set_due_by_zone(conn: Connection, send_id: int, instants: Mapping[str | None
             subscribers.c.timezone.is_(None) if name is None else subscribers.c.timezone == name)
         conn.execute(deliveries.update().where(deliveries.c.send_id == send_id,
                                                deliveries.c.subscriber_id.in_(members)).values(due_at=moment))
+
+
+def add_delivery(conn: Connection, send_id: int, subscriber_id: int, due_at: datetime, now: datetime) -> bool:
+    """One more recipient of a send under way (a welcome message for a subscriber who just
+    confirmed, see delivery.welcome); False if they have a delivery of it already."""
+    done = conn.execute(deliveries.insert().from_select(
+        ["send_id", "subscriber_id", "state", "due_at", "attempts", "updated_at"],
+        sa.select(sa.literal(send_id, sa.Integer), sa.literal(subscriber_id, sa.Integer),
+                  sa.literal("queued", sa.String), sa.literal(due_at, UTCDateTime), sa.literal(0, sa.Integer),
+                  sa.literal(now, UTCDateTime))
+        .where(~sa.exists().where(deliveries.c.send_id == send_id, deliveries.c.subscriber_id == subscriber_id))))
+    return bool(done.rowcount)

@@ -152,9 +152,9 @@ class Sender:
         self.budget = options.limit
         self.budget_lock = threading.Lock()
         self.prefix = prefix or worker_name(uuid.uuid4().hex[:8])  # its threads are prefix:0, prefix:1...
-        # A batch is shared out among the threads, however small it is.
+        # A batch is shared out among the threads in one claim each, so none idles at its end.
         share = -(-len(options.batch.ids) // max(1, options.concurrency)) if options.batch else CLAIM_BATCH
-        self.claim_size = max(1, min(CLAIM_BATCH, share))
+        self.claim_size = max(1, share)
 
     def run(self) -> SendReport:
         # Workers signal their end with events rather than being joined: on Python 3.11, a join
@@ -339,6 +339,8 @@ class _Worker:
         sender, name = self.sender, self.name
         message_id, message = sender.factory.build(Recipient(item.subscriber_id, item.email, item.name, item.values()))
         outcome = self.advance(item)
+        if outcome == "taken":
+            return  # this claim's lease ran out and another sender has the row: it is theirs to send
         if outcome == "skipped":
             sender.report.add(skipped=1)
             return

@@ -28,8 +28,6 @@ from pipeline.delivery.ledger import (
     snapshot,
 )
 from pipeline.delivery.loop import Sender, SendOptions, SendReport
-from pipeline.delivery.mime import MessageFactory
-from pipeline.delivery.personalise import Personaliser
 from pipeline.delivery.sends import (
     SendRow,
     create_send,
@@ -38,7 +36,9 @@ from pipeline.delivery.sends import (
     reopen,
     set_send_state,
 )
+from pipeline.delivery.tracking import send_factory
 from pipeline.delivery.transports import ConnectionFactory, open_transport
+from pipeline.engagement import ab
 from pipeline.errors import CampaignError, SendError
 from pipeline.settings.workspace import Workspace
 
@@ -87,13 +87,24 @@ def plan(store: Store, workspace: Workspace, slug: str, segment: str | None = No
             return Plan(target, existing, remaining, content, build, changed)
         assert build is not None
         target = segment_or_everyone(conn, segment or build.settings.segment, workspace.segments, now=now)
+        test = build.settings.ab if not occurrence else None
+        if test is not None:  # a subject test: only its test group goes now (engagement.ab)
+            return Plan(target, existing, ab.test_size(conn, slug, test, target), ab.plan_content(build.content, test),
+                        build)
         return Plan(target, existing, count(conn, target), build.content, build)
 
 
 def begin_send(store: Store, plan_: Plan, slug: str, now: datetime, occurrence: str = "",
                due_at: datetime | None = None) -> SendRow:
-    """Create the send (if new), snapshot its recipients and freeze its content, in one transaction."""
+    """Create the send (if new), snapshot its recipients and freeze its content, in one transaction.
+    A subject test makes a send per subject instead, and returns the first (see engagement.ab)."""
     with store.transaction() as conn:
+        if not occurrence:
+            built = plan_.build
+            first = ab.begin(conn, slug, built.settings.ab if built else None, built.content if built else plan_.content,
+                             plan_.segment, now)
+            if first is not None:
+                return first
         send = create_send(conn, slug, segment=plan_.segment.expression, subject=plan_.content.subject,
                            state="sending", now=now, occurrence=occurrence)
         if send.state == "paused":
@@ -164,7 +175,7 @@ class RunResult:
     requeued: int = 0  # unknown or failed rows deliberately queued again by this run
 
 
-def _content(store: Store, workspace: Workspace, send: SendRow) -> Content:
+def content_of(store: Store, workspace: Workspace, send: SendRow) -> Content:
     """The send's frozen content. A send begun before content was frozen freezes the campaign as
     it builds now, once: from then on it is fixed like any other."""
     with store.reading() as conn:
@@ -176,16 +187,11 @@ def _content(store: Store, workspace: Workspace, send: SendRow) -> Content:
         return freeze(conn, send.id, content)
 
 
-def run(store: Store, workspace: Workspace, send: SendRow, connect: ConnectionFactory,
-        options: SendOptions, *, retry_unknown: bool = False, retry_failed: bool = False,
-        stop: threading.Event | None = None, progress: Callable[[SendReport], None] | None = None,
-        clock: Callable[[], datetime] = utcnow) -> RunResult:
-    """Send what is due of one send now, then report where it stands.
-
-    --retry-unknown and --retry-failed queue those rows again; a send that had finished is
-    reopened for exactly them, and finishes again when they are done.
-    """
-    now = clock()
+def prepare(store: Store, send: SendRow, now: datetime, *, retry_unknown: bool = False,
+            retry_failed: bool = False) -> tuple[int, int]:
+    """Before a run (here or on workers): rows of senders that died become unknown, and the
+    unknown or failed rows asked for are queued again, reopening a finished send for exactly
+    them. Returns how many became unknown and how many were queued again."""
     with store.transaction() as conn:
         recovered = recover(conn, send.id, now)
         again = {state: requeue(conn, send.id, state, now) if wanted else 0
@@ -195,9 +201,21 @@ def run(store: Store, workspace: Workspace, send: SendRow, connect: ConnectionFa
             detail = ", ".join(f"{n} {state}" for state, n in again.items() if n) + " queued again"
             if not reopen(conn, send.id, now, detail):
                 record(conn, send.id, "retried", now, detail)
-    content = _content(store, workspace, send)
-    factory = MessageFactory(Personaliser(workspace, content, send.campaign, Tokens.of_workspace(workspace.root)),
-                             send.id)
+    return recovered, requeued
+
+
+def run(store: Store, workspace: Workspace, send: SendRow, connect: ConnectionFactory,
+        options: SendOptions, *, retry_unknown: bool = False, retry_failed: bool = False,
+        stop: threading.Event | None = None, progress: Callable[[SendReport], None] | None = None,
+        clock: Callable[[], datetime] = utcnow) -> RunResult:
+    """Send what is due of one send now, then report where it stands.
+
+    --retry-unknown and --retry-failed queue those rows again; a send that had finished is
+    reopened for exactly them, and finishes again when they are done.
+    """
+    recovered, requeued = prepare(store, send, clock(), retry_unknown=retry_unknown, retry_failed=retry_failed)
+    content = content_of(store, workspace, send)
+    factory = send_factory(store, workspace, content, send.campaign, send.id, Tokens.of_workspace(workspace.root))
     report = Sender(store, factory, connect, send.id, options, stop, progress, clock).run()
     with store.transaction() as conn:
         done = finish_if_done(conn, send.id, clock())
@@ -213,7 +231,31 @@ def run_with_retries(store: Store, workspace: Workspace, send: SendRow, connect:
                      clock: Callable[[], datetime] = utcnow) -> RunResult:
     """`campaign send` in the foreground: run, and while temporary failures (4xx, dropped
     connections) fall due again within `window` seconds, wait for them and run again. What is
-    still waiting after that is left to `send-due` or the scheduler."""
+    still waiting after that is left to `send-due` or the scheduler. The sends of a subject
+    test's subjects are run one after the other, as one."""
+    with store.reading() as conn:
+        others = ab.siblings(conn, send)
+    result = _run_with_retries(store, workspace, send, connect, options, window=window, retry_unknown=retry_unknown,
+                               retry_failed=retry_failed, progress=progress, waiting=waiting, clock=clock)
+    for other in others:
+        if result.report.stopped or result.report.paused or result.report.limited or result.report.error:
+            break
+        before = result.report
+        more = _run_with_retries(store, workspace, other, connect, options, window=window, retry_unknown=retry_unknown,
+                                 retry_failed=retry_failed, waiting=waiting, clock=clock,
+                                 progress=(lambda r, b=before: progress(b.merged(r))) if progress else None)
+        dues = [d for d in (result.next_due, more.next_due) if d is not None]
+        result = RunResult(before.merged(more.report), result.recovered_unknown + more.recovered_unknown,
+                           {k: n + more.counts.get(k, 0) for k, n in result.counts.items()},
+                           result.remaining + more.remaining, min(dues, default=None), result.done and more.done,
+                           result.requeued + more.requeued)
+    return result
+
+
+def _run_with_retries(store: Store, workspace: Workspace, send: SendRow, connect: ConnectionFactory,
+                      options: SendOptions, *, window: float, retry_unknown: bool, retry_failed: bool,
+                      progress: Callable[[SendReport], None] | None, waiting: Callable[[datetime], None] | None,
+                      clock: Callable[[], datetime]) -> RunResult:
     until = time.monotonic() + window
     total = SendReport()
 

@@ -23,12 +23,14 @@ from pipeline.delivery.loop import RateLimit, SendOptions
 from pipeline.delivery.sending import run
 from pipeline.delivery.sends import SendRow, all_sends, find_send, set_send_state
 from pipeline.delivery.transports import ConnectionFactory
+from pipeline.engagement.ab import start_due
 from pipeline.errors import CampaignError, SeveralErrors
 from pipeline.settings.campaign import load_campaign
 from pipeline.settings.workspace import Workspace
 from pipeline.timing import DEFAULT_BUDGET
 from pipeline.timing.recurring import run_due
 from pipeline.timing.schedule import default_zone, spread_local_time
+from pipeline.workers import check_database, fans_out
 
 _COUNTED = ("sent", "failed", "retrying", "skipped", "unknown")
 
@@ -85,6 +87,9 @@ class TickReport:
 def _start_scheduled(store: Store, workspace: Workspace, send: SendRow, now: datetime) -> int:
     """A scheduled send whose time has come: fix its recipients (and their local times) and its
     content, in one transaction. Returns how many recipients."""
+    tested = start_due(store, workspace, send, now)  # a subject test begins, or its winner goes (engagement.ab)
+    if tested is not None:
+        return tested
     content = build_campaign(workspace, send.campaign).require_clean().content
     with store.transaction() as conn:
         current = find_send(conn, send.campaign, send.occurrence)
@@ -100,10 +105,26 @@ def _start_scheduled(store: Store, workspace: Workspace, send: SendRow, now: dat
         return count
 
 
+def _hand_out(store: Store, workspace: Workspace, send: SendRow, clock: Callable[[], datetime],
+              outcome: Outcome) -> None:
+    from pipeline.workers.fanout import hand_out
+
+    handed = hand_out(store, workspace, [send], clock=clock)
+    outcome.unknown = handed.recovered_unknown
+    if handed.batches:
+        outcome.notes.append(f"{handed.batches} batch(es) to the workers")
+    if handed.done:
+        outcome.notes.append("finished")
+
+
 def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: Callable[[], datetime], *,
          max_seconds: float = DEFAULT_BUDGET, stop: threading.Event | None = None) -> TickReport:
     """Make due occurrences, start due schedules, send due deliveries; stop starting new
-    messages when the budget is spent or `stop` is set."""
+    messages when the budget is spent or `stop` is set. With [workers] broker, due deliveries
+    are handed to the workers instead (which also sweeps up batches whose task was lost)."""
+    fan_out = fans_out(workspace)
+    if fan_out:
+        check_database(store)
     deadline = time.monotonic() + max_seconds
     stop = stop or threading.Event()
     report = TickReport()
@@ -143,6 +164,9 @@ def tick(store: Store, workspace: Workspace, connect: ConnectionFactory, clock: 
             break
         outcome = report.of(send.campaign, send.occurrence)
         try:
+            if fan_out:
+                _hand_out(store, workspace, send, clock, outcome)
+                continue
             result = run(store, workspace, send, connect, options, stop=stop, clock=clock)
         except CampaignError as exc:
             outcome.error = str(exc)
