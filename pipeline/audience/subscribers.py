@@ -16,6 +16,7 @@ from zoneinfo import available_timezones
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
 
 from pipeline.audience.addresses import (
     InvalidEmail,
@@ -23,7 +24,7 @@ from pipeline.audience.addresses import (
     email_key,
     normalize_email,
 )
-from pipeline.clock import utcnow
+from pipeline.clock import human, utcnow
 from pipeline.db.schema import (
     STATUSES,
     SUPPRESSED,
@@ -33,6 +34,7 @@ from pipeline.db.schema import (
     subscribers,
     suppressions,
 )
+from pipeline.engagement.events import forget as forget_engagement
 from pipeline.errors import NotFoundError, SubscriberError
 
 BUILTIN_FIELDS = ("email", "first_name", "last_name", "tags", "status", "timezone", "signed_up")
@@ -245,6 +247,67 @@ def add(conn: Connection, address: str, changes: Changes, source: str) -> tuple[
     return get(conn, normalized), False
 
 
+def request_pending(conn: Connection, address: str, first_name: str | None, tags: Iterable[str], source: str,
+                    now: datetime) -> tuple[Subscriber | None, bool]:
+    """A signup (audience.signup): a new `pending` subscriber, or the pending one with this
+    address brought up to date (first name, tags added); and whether it is new. None for anyone
+    else: a subscriber is left exactly as they are, and a suppressed or erased address stays off."""
+    existing = find(conn, address)
+    if existing is None and not is_erased(conn, address):
+        try:
+            with conn.begin_nested():  # two signups of one new address at once: the second finds the first
+                subscriber_id = conn.execute(subscribers.insert().values(
+                    email=address, email_key=email_key(address), first_name=first_name, fields={}, status="pending",
+                    consent_source=source, signed_up=now, created_at=now, updated_at=now)).inserted_primary_key[0]
+        except IntegrityError:
+            existing = find(conn, address)
+        else:
+            add_tags(conn, [subscriber_id], tags)
+            record_event(conn, subscriber_id, "pending", source)
+            return by_id(conn, subscriber_id), True
+    if existing is None or existing.status != "pending":
+        return None, False
+    conn.execute(subscribers.update().where(subscribers.c.id == existing.id).values(
+        first_name=first_name or existing.first_name, updated_at=now))
+    add_tags(conn, [existing.id], tags)
+    return by_id(conn, existing.id), False
+
+
+def confirm_pending(conn: Connection, subscriber_id: int, source: str, detail: str | None, now: datetime) -> bool:
+    """A pending subscriber becomes subscribed, consenting now; False for anyone not pending. Only
+    one of two confirmations at once changes the row: the other finds it subscribed."""
+    done = conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id, subscribers.c.status == "pending")
+                        .values(status="subscribed", consent_source=source, consent_at=now, updated_at=now))
+    if done.rowcount:
+        record_event(conn, subscriber_id, "subscribed", source, detail)
+    return bool(done.rowcount)
+
+
+def purge_pending(conn: Connection, before: datetime, source: str) -> int:
+    """Delete pending subscribers whose latest signup was before `before` (with their tags and
+    consent records); returns how many."""
+    count = int(conn.execute(subscribers.delete().where(subscribers.c.status == "pending",
+                                                        subscribers.c.updated_at < before)).rowcount or 0)
+    if count:
+        record_event(conn, None, "purged", source, f"{count} pending, unconfirmed since before {human(before)}")
+    return count
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    kind: str
+    source: str
+    detail: str | None
+
+
+def events_of(conn: Connection, subscriber_id: int) -> list[Event]:
+    """A subscriber's history, oldest first."""
+    rows = conn.execute(sa.select(subscriber_events).where(subscriber_events.c.subscriber_id == subscriber_id)
+                        .order_by(subscriber_events.c.created_at, subscriber_events.c.id))
+    return [Event(row.created_at, row.kind, row.source, row.detail) for row in rows]
+
+
 def add_tags(conn: Connection, ids: Sequence[int], tags: Iterable[str]) -> int:
     """Give every subscriber in ids every tag; returns how many tags were new."""
     wanted = sorted(set(tags))
@@ -309,6 +372,7 @@ def erase(conn: Connection, address: str, source: str) -> str:
     subscriber = get(conn, address)
     conn.execute(subscriber_events.update().where(subscriber_events.c.subscriber_id == subscriber.id)
                  .values(detail=None))
+    forget_engagement(conn, subscriber.id)  # what tracking recorded of them: their opens and clicks
     conn.execute(subscribers.delete().where(subscribers.c.id == subscriber.id))
     digest = email_hash(subscriber.email)
     if not is_erased(conn, subscriber.email):
@@ -326,8 +390,10 @@ def count_by_status(conn: Connection) -> dict[str, int]:
 
 
 def iterate(conn: Connection, where: sa.ColumnElement[bool] | None = None, batch: int = 1000,
-            limit: int | None = None) -> Iterator[Subscriber]:
-    """Subscribers in id order, a batch at a time, so a million rows never sit in memory."""
+            limit: int | None = None, status: str | None = None) -> Iterator[Subscriber]:
+    """Subscribers in id order (of one status, if given), a batch at a time: a million rows never sit in memory."""
+    if status is not None:
+        where = subscribers.c.status == status if where is None else sa.and_(where, subscribers.c.status == status)
     last, seen = 0, 0
     while limit is None or seen < limit:
         query = sa.select(subscribers).where(subscribers.c.id > last).order_by(subscribers.c.id).limit(

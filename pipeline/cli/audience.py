@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
+from pipeline.audience.access import access_report, report_lines
 from pipeline.audience.export import write_csv, write_jsonl
 from pipeline.audience.importing.write import ImportOptions, import_csv
 from pipeline.audience.segments import Segment, count, resolve, sample
@@ -22,11 +26,12 @@ from pipeline.audience.subscribers import (
     erase,
     field_value,
     iterate,
+    purge_pending,
     tag,
     unsubscribe,
     untag,
 )
-from pipeline.cli.context import State, pass_state
+from pipeline.cli.context import NOW_OPTION, State, parse_now, pass_state
 from pipeline.db.schema import STATUSES
 from pipeline.errors import CampaignError, SubscriberError
 from pipeline.files import write_atomic
@@ -57,7 +62,7 @@ def subscribers() -> None:
 @click.option("--update/--no-update", default=True, show_default=True,
               help="Update names, fields and tags of subscribers already on the list.")
 @click.option("--dry-run", is_flag=True, help="Check the file and report what would happen; change nothing.")
-@click.option("--status", type=click.Choice(STATUSES), default=None,
+@click.option("--status", type=click.Choice([s for s in STATUSES if s != "pending"]), default=None,
               help="Import every row with this status, e.g. unsubscribed for a suppression list.")
 @click.option("--resubscribe", is_flag=True,
               help="Subscribe again addresses that unsubscribed, bounced, complained or were erased.")
@@ -125,19 +130,67 @@ def export(state: State, segment: str | None, fmt: str, output: Path | None) -> 
 
 @subscribers.command("list")
 @click.option("--segment", help="Only recipients of this saved segment or expression.")
+@click.option("--status", type=click.Choice(STATUSES), default=None,
+              help="Only subscribers with this status (with --segment: its members with it), e.g. pending.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @pass_state
-def list_(state: State, segment: str | None, limit: int | None) -> None:
+def list_(state: State, segment: str | None, status: str | None, limit: int | None) -> None:
     """List subscribers: email, first name, last name, status, tags (tab-separated).
 
     \b
-    Example:
+    Examples:
       campaign subscribers list --segment '"vip" in tags' --limit 20
+      campaign subscribers list --status pending
     """
     with state.store.reading() as conn:
         chosen = _segment(state, conn, segment)
-        for subscriber in iterate(conn, chosen.recipients if chosen else None, limit=limit):
+        where = (chosen.where if status else chosen.recipients) if chosen else None
+        for subscriber in iterate(conn, where, limit=limit, status=status):
             click.echo(_line(subscriber))
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
+@pass_state
+def show(state: State, email: str, as_json: bool) -> None:
+    """Everything the list holds about one subscriber: fields, tags, consent records and history.
+
+    The answer to a GDPR access request.
+
+    \b
+    Examples:
+      campaign subscribers show ana@example.com
+      campaign subscribers show ana@example.com --json > ana.json
+    """
+    with state.store.reading() as conn:
+        report = access_report(conn, email)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else "\n".join(report_lines(report)))
+
+
+_AGE = re.compile(r"^\s*(\d{1,6})\s*([dhw])\s*$")
+
+
+@subscribers.command("purge-pending")
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="Signed up (or last asked again) longer ago than this: 30d, 12h or 2w.")
+@click.option("--dry-run", is_flag=True, help="Count them; delete nothing.")
+@NOW_OPTION
+@pass_state
+def purge_pending_(state: State, older_than: str, dry_run: bool, now: str | None) -> None:
+    """Delete pending subscribers who never confirmed, with their tags and consent records.
+
+    \b
+    Example:
+      campaign subscribers purge-pending --older-than 30d
+    """
+    found = _AGE.match(older_than)
+    if not found:
+        raise click.BadParameter(f"{older_than!r} is not an age like 30d, 12h or 2w", param_hint="--older-than")
+    unit = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}[found.group(2)]
+    with state.store.transaction(rollback=dry_run) as conn:
+        purged = purge_pending(conn, parse_now(now)() - int(found.group(1)) * unit, SOURCE)
+    click.echo(f"{'would purge' if dry_run else 'purged'} {purged}")
 
 
 @subscribers.command("count")

@@ -18,7 +18,9 @@ from pipeline.web.local_server import LocalServer
 def serve(state: State, host: str, port: int) -> None:
     """Serve the pages behind every email's unsubscribe and preferences links: one-click
     unsubscribe (RFC 8058), a confirmation page, and topic choices. Opening a page never
-    changes anything; only its buttons (and mail clients' unsubscribe buttons) do.
+    changes anything; only its buttons (and mail clients' unsubscribe buttons) do. With a
+    [signup] section in campaign.toml it also serves the signup form at /subscribe, whose
+    confirmation emails go out at once through --transport.
 
     \b
     Examples:
@@ -26,11 +28,13 @@ def serve(state: State, host: str, port: int) -> None:
       CAMPAIGN_WORKSPACE=/srv/clinic uvicorn --factory pipeline.web.app:create_app --port 8080 --no-access-log
     """
     workspace = state.workspace
-    server = LocalServer(create_app(workspace, state.store, state.tokens), host, port)
+    server = LocalServer(create_app(workspace, state.store, state.tokens, state.transport_url), host, port)
     click.echo(f"Serving unsubscribe and preferences pages at {server.url} (Ctrl-C to stop)", err=True)
     if base_path(workspace):
         click.echo(f"They also answer under {base_path(workspace)}/, the path of {workspace.unsubscribe_url}",
                    err=True)
+    if workspace.signup.enabled:
+        click.echo(f"The signup form is at {server.url}subscribe", err=True)
     try:
         server.run()
     except KeyboardInterrupt:

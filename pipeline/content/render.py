@@ -40,6 +40,7 @@ from pipeline.settings.workspace import Workspace
 # back to the template that wrote it. They are control characters no reader lets through.
 _MARK = re.compile("\x1e([<>])([^\x1e]*)\x1e")
 TEXT_WIDTH = 76
+MESSAGE_TEMPLATES = ("confirm",)  # templates of messages that are not newsletters: the signup's confirmation
 
 
 class _MarkingLoader(jinja2.FileSystemLoader):
@@ -233,9 +234,11 @@ class Renderer:
         return merge
 
     def known_templates(self) -> list[str]:
+        """The templates a campaign may name: not those of other messages (see render_message)."""
         if not self.dir.is_dir():
             return []
-        return sorted(p.name.removesuffix(".mjml.j2") for p in self.dir.glob("*.mjml.j2"))
+        names = (p.name.removesuffix(".mjml.j2") for p in self.dir.glob("*.mjml.j2"))
+        return sorted(name for name in names if name not in MESSAGE_TEMPLATES)
 
     def _template(self, env: jinja2.Environment, name: str) -> jinja2.Template:
         try:
@@ -278,7 +281,17 @@ class Renderer:
             "sender": ws.sender,
             "unsubscribe_url": tag("unsubscribe_url"),
             "preferences_url": tag("preferences_url"),
+            "view_url": newsletter.view_url,  # "View in your browser" (compose.view_link)
         }
+
+    def render_message(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
+        """A message that is not a newsletter (a signup's confirmation): templates/NAME.mjml.j2
+        compiled to HTML, and NAME.txt.j2, given the brand, its colours, the sender and `context`."""
+        full = {"brand": self.workspace.brand, "colours": palette(self.workspace.brand), "sender": self.workspace.sender,
+                **context}
+        mjml, lines = _strip_marks(self._render(self.mjml_env, f"{name}.mjml.j2", full))
+        html = compile_mjml(mjml, lines, self.workspace, self.dir)
+        return html, _tidy_text(self._render(self.text_env, f"{name}.txt.j2", full))
 
     def render(self, newsletter: Newsletter) -> Rendered:
         context = self.context(newsletter)

@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
+# "pending": signed up through the form, not yet confirmed (audience.signup); never a recipient.
+STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "pending")
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
 
 
@@ -97,6 +98,40 @@ subscriber_events = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 sa.Index("subscriber_events_subscriber", subscriber_events.c.subscriber_id)
+
+# audience.consent: the record of each consent to be mailed, as a GDPR access request or an audit
+# asks for it. A signup makes a row (what the form said, when, from where); its confirmation fills
+# in the confirmed_ columns. Imports keep the consent another system recorded. Erasing a
+# subscriber deletes their rows.
+consents = sa.Table(
+    "consents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),  # double-opt-in, single-opt-in, import
+    sa.Column("text", sa.Text),  # the consent sentence the reader was shown, when known
+    sa.Column("version", sa.String(64)),
+    sa.Column("form_url", sa.Text),  # the page the form was on, as the browser named it
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("requested_at", UTCDateTime),
+    sa.Column("requested_ip", sa.String(45)),
+    sa.Column("requested_user_agent", sa.Text),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("confirmed_ip", sa.String(45)),
+    sa.Column("confirmed_user_agent", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("consents_subscriber", consents.c.subscriber_id)
+
+# audience.signup_limits: how many signups one client address, or confirmations one e-mail address,
+# had in the current window; in the database so that every `campaign serve` process counts together.
+# Keys are keyed hashes: neither addresses nor IPs are kept here.
+signup_limits = sa.Table(
+    "signup_limits", metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("window_start", UTCDateTime, primary_key=True),
+    sa.Column("hits", sa.Integer, nullable=False),
+)
 
 
 SEND_STATES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
@@ -224,3 +259,42 @@ send_events = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 sa.Index("send_events_send", send_events.c.send_id)
+
+
+# engagement.events: opens and clicks of tracked messages ([tracking] in campaign.toml). One row
+# per event; `key` makes recording idempotent (the same hit twice in a second is one event).
+# `machine` marks what a privacy proxy or a link scanner did rather than a reader; the rows are
+# kept, and counted apart. Erasing a subscriber deletes their rows.
+ENGAGEMENT_KINDS = ("open", "click")
+tracking_events = sa.Table(
+    "tracking_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("link", sa.Integer, nullable=False),  # the link's number in the send's message; 0 for an open
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("since_sent", sa.Integer),  # seconds from the message leaving to the event
+    sa.Column("agent", sa.String(16), nullable=False),  # browser, apple-proxy, google-proxy, scanner, head...
+    sa.Column("machine", sa.Boolean, nullable=False),
+    sa.CheckConstraint(f"kind IN ({', '.join(repr(k) for k in ENGAGEMENT_KINDS)})", name="tracking_events_kind"),
+)
+# Reports and segments read only these indexes: per send and kind, who, which link, and when.
+sa.Index("tracking_events_readers", tracking_events.c.send_id, tracking_events.c.kind, tracking_events.c.machine,
+         tracking_events.c.subscriber_id)
+sa.Index("tracking_events_links", tracking_events.c.send_id, tracking_events.c.kind, tracking_events.c.machine,
+         tracking_events.c.link, tracking_events.c.subscriber_id)
+sa.Index("tracking_events_times", tracking_events.c.send_id, tracking_events.c.kind, tracking_events.c.machine,
+         tracking_events.c.since_sent)
+sa.Index("tracking_events_subscriber", tracking_events.c.subscriber_id, tracking_events.c.at)
+
+# The links of each tracked send that were clicked, by number, as the redirect sent readers on
+# (`url`, UTM parameters and all) and without UTM parameters (`bare`), for clicked("slug", "https://...").
+tracking_links = sa.Table(
+    "tracking_links", metadata,
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("bare", sa.Text, nullable=False),
+)

@@ -51,7 +51,7 @@ def test_mailchimp_export(store: Store, tmp_path: Path) -> None:
         chloe = get(conn, "chloe@example.org")
     assert (ana.first_name, ana.last_name, ana.tags, ana.timezone) == ("Ana", "López", ("back-pain", "vip"),
                                                                        "America/Los_Angeles")
-    assert ana.fields == {"birth_year": 1975, "city": "Portland", "member_rating": 4, "confirm_ip": "203.0.113.9",
+    assert ana.fields == {"birth_year": 1975, "city": "Portland", "member_rating": 4,
                           "latitude": 45.52, "longitude": -122.68, "cc": "US", "region": "OR",
                           "notes": "Prefers mornings"}
     assert ana.consent_at == datetime(2025, 3, 1, 17, 5, 40, tzinfo=UTC)
@@ -60,6 +60,54 @@ def test_mailchimp_export(store: Store, tmp_path: Path) -> None:
     assert ben.email == "Ben.Okafor@example.com" and ben.tags == ("sleep",) and "birth_year" not in ben.fields
     assert chloe.first_name == "Chloé" and chloe.fields["city"] == "Zürich"
     assert chloe.fields["notes"] == 'Allergic to "latex"' and chloe.tags == ()
+
+
+def test_mailchimps_consent_columns_become_the_consent_record(store: Store, tmp_path: Path) -> None:
+    from pipeline.audience.consent import of_subscriber
+
+    path = copy("mailchimp.csv", tmp_path)
+    run(store, path)
+    with store.reading() as conn:
+        ana, ben, chloe = (get(conn, a) for a in ("ana.lopez@example.com", "ben.okafor@example.com",
+                                                  "chloe@example.org"))
+        (record,) = of_subscriber(conn, ana.id)
+        assert (record.method, record.source) == ("import", "import:mailchimp.csv")
+        assert (record.requested_at, record.requested_ip) == (datetime(2025, 3, 1, 17, 2, 11, tzinfo=UTC), None)
+        assert (record.confirmed_at, record.confirmed_ip) == (datetime(2025, 3, 1, 17, 5, 40, tzinfo=UTC),
+                                                              "203.0.113.9")
+        assert [(r.requested_at, r.confirmed_at) for r in of_subscriber(conn, ben.id)] == [
+            (datetime(2025, 5, 12, 8, 0, tzinfo=UTC), None)]
+        assert of_subscriber(conn, chloe.id) == []  # no consent columns filled in
+    # The same file again changes nothing, consent records included.
+    assert counts(run(store, path)) == (0, 0, 3, 0)
+    with store.reading() as conn:
+        assert len(of_subscriber(conn, get(conn, "ana.lopez@example.com").id)) == 1
+    # A bad IP is dropped with a warning; the row and its times are kept.
+    later = tmp_path / "later.csv"
+    later.write_text("Email Address,OPTIN_TIME,OPTIN_IP\nchloe@example.org,2025-06-01 10:00:00,not-an-ip\n",
+                     encoding="utf-8")
+    report = run(store, later)
+    assert counts(report) == (0, 1, 0, 0)
+    assert report.warnings == ["later.csv line 2: optin_ip 'not-an-ip' is not an IP address; dropped"]
+    with store.reading() as conn:
+        (record,) = of_subscriber(conn, get(conn, "chloe@example.org").id)
+    assert (record.requested_at, record.requested_ip) == (datetime(2025, 6, 1, 10, 0, tzinfo=UTC), None)
+
+
+def test_an_import_confirms_or_suppresses_a_pending_signup_and_keeps_pending_rows_pending(
+        store: Store, tmp_path: Path) -> None:
+    from pipeline.audience.subscribers import request_pending
+
+    with store.transaction() as conn:
+        for name in ("ana", "ben", "cleo"):
+            request_pending(conn, f"{name}@example.com", None, [], "web:signup", datetime(2026, 1, 1, tzinfo=UTC))
+    path = tmp_path / "list.csv"
+    path.write_text("email,status\nana@example.com,subscribed\nben@example.com,unsubscribed\n"
+                    "cleo@example.com,pending\ndora@example.com,pending\n", encoding="utf-8")
+    assert counts(run(store, path)) == (1, 2, 1, 0)
+    with store.reading() as conn:
+        assert [get(conn, f"{n}@example.com").status for n in ("ana", "ben", "cleo", "dora")] == [
+            "subscribed", "unsubscribed", "pending", "pending"]
 
 
 def test_listmonk_export(store: Store, tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_erase_keeps_only_a_hash(store: Store) -> None:
         kinds = conn.execute(sa.select(subscriber_events.c.kind, subscriber_events.c.subscriber_id)
                              .order_by(subscriber_events.c.id)).all()
         assert [tuple(k) for k in kinds] == [("subscribed", None), ("erased", None)]
-        assert count_by_status(conn) == {"subscribed": 0, "unsubscribed": 0, "bounced": 0, "complained": 0,
+        assert count_by_status(conn) == {"subscribed": 0, "unsubscribed": 0, "bounced": 0, "complained": 0, "pending": 0,
                                          "erased": 1}
 
 

@@ -26,7 +26,7 @@ def test_import_list_count_and_segments(audience: Campaign, tmp_path: Path) -> N
     assert audience("subscribers", "list").stdout == ("ana@example.com\tAna\tLopez\tsubscribed\tback-pain\n"
                                                       "ben@example.com\tBen\t\tsubscribed\tsleep\n")
     assert audience("subscribers", "count").stdout == ("subscribed\t2\nunsubscribed\t0\nbounced\t0\n"
-                                                       "complained\t0\nerased\t0\n")
+                                                       "complained\t0\npending\t0\nerased\t0\n")
     assert audience("segments", "count", '"back-pain" in tags and city == "San Francisco"').stdout == "1\n"
     assert audience("segments", "list").stdout == ('back-pain\t1\t"back-pain" in tags\n'
                                                    "new-patients\t2\tsigned_up >= days_ago(90)\n")

@@ -34,7 +34,7 @@ def test_a_maildir_then_the_same_again(bounced: Campaign) -> None:
     assert (first.exit_code, first.stdout, first.stderr) == (
         0, "hard 2, soft 1, complaints 1, suppressed 3, unmatched 0, not a report 1, already imported 0\n", "")
     assert bounced("subscribers", "count").stdout == ("subscribed\t5\nunsubscribed\t0\nbounced\t2\ncomplained\t1\n"
-                                                      "erased\t0\n")
+                                                      "pending\t0\nerased\t0\n")
     again = bounced("bounces", "import", str(MAILDIR))
     assert (again.exit_code, again.stdout) == (
         0, "hard 0, soft 0, complaints 0, suppressed 0, unmatched 0, not a report 1, already imported 4\n")

@@ -23,7 +23,8 @@ def test_init_writes_a_workspace_and_refuses_to_overwrite_it(tmp_path: Path) -> 
     assert (target / "templates" / "newsletter.mjml.j2").is_file()
     assert (target / "campaigns" / "back-pain" / "article.md").is_file()
     config = tomllib.loads((target / "campaign.toml").read_text())
-    assert set(config) == {"brand", "sender", "unsubscribe", "defaults", "segments", "sending", "topics", "bounces"}
+    assert set(config) == {"brand", "sender", "unsubscribe", "defaults", "segments", "sending", "topics", "bounces",
+                           "signup"}
 
     before = sorted(p.relative_to(target) for p in target.rglob("*"))
     again = runner.invoke(cli, ["init", str(target)])

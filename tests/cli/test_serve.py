@@ -87,6 +87,7 @@ def test_the_command_serves_until_ctrl_c(audience: Campaign) -> None:
         url, port = started.group(1), int(started.group(2))
         assert stderr.next() == ("They also answer under /email/, the path of "
                                         "https://willowcreek-acupuncture.example/email\n")
+        assert stderr.next() == f"The signup form is at {url}subscribe\n"
         page = fetch(f"{url}unsubscribe/{token()}")
         assert page.status == 200 and "<strong>ana@example.com</strong>" in page.text
         assert audience("subscribers", "list").stdout == "ana@example.com\t\t\tsubscribed\tback-pain\n"

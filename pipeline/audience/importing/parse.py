@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from pipeline.audience.addresses import InvalidEmail, email_key, normalize_email
+from pipeline.audience.consent import clean_ip
 from pipeline.audience.subscribers import (
     BUILTIN_FIELDS,
     canonical_timezone,
@@ -44,6 +45,7 @@ ALIASES = {
     "family_name": "last_name", "name": "name", "full_name": "name",
     "tags": "tags", "tag": "tags", "timezone": "timezone", "time_zone": "timezone", "tz": "timezone",
     "status": "status", "optin_time": "optin_time", "confirm_time": "confirm_time",
+    "optin_ip": "optin_ip", "confirm_ip": "confirm_ip",
     "consent_source": "consent_source", "consent_at": "consent_at", "signed_up": "signed_up",
     "created_at": "created_at", "attributes": "attributes",
 }
@@ -53,6 +55,7 @@ STATUS_WORDS = {
     "subscribed": "subscribed", "enabled": "subscribed", "active": "subscribed",
     "unsubscribed": "unsubscribed", "blocklisted": "unsubscribed", "blacklisted": "unsubscribed",
     "bounced": "bounced", "cleaned": "bounced", "complained": "complained",
+    "pending": "pending",  # an export's unconfirmed signups: kept pending, never mailed
 }
 
 
@@ -72,6 +75,9 @@ class Record(NamedTuple):
     consent_source: str | None
     consent_at: str | None  # sql_time() text: what the database stores
     signed_up: str | None
+    # Mailchimp's OPTIN_TIME, OPTIN_IP, CONFIRM_TIME and CONFIRM_IP, for the consent record
+    # (audience.consent); None when the row has none of them.
+    consent: tuple[str | None, str | None, str | None, str | None] | None = None
 
 
 @dataclass
@@ -207,6 +213,7 @@ def _sql_time(text: str) -> str:
 # Names, tags and field values repeat a great deal across a list; each distinct one is worked
 # out once. (lru_cache does not keep exceptions, so a bad value is reported on every row.)
 _clean = lru_cache(maxsize=65536)(clean_text)
+_clean_ip = lru_cache(maxsize=65536)(clean_ip)
 _value = lru_cache(maxsize=65536)(field_value)
 
 
@@ -348,13 +355,26 @@ class Parser:
         if fields:
             names.update(fields)
         self.seen.add(key)
+        optin = self._time(values, line, "optin_time") if "optin_time" in values else None
+        confirm = self._time(values, line, "confirm_time") if "confirm_time" in values else None
+        ips = [self._ip(values, line, role) for role in ("optin_ip", "confirm_ip")]
         return Record(
             line, cells, email, key, status, first_name, last_name, tags,
             _json(fields) if fields else "{}", timezone,
             _clean(values["consent_source"]) if "consent_source" in values else None,
-            self._time(values, line, "confirm_time", "optin_time", "consent_at"),
-            self._time(values, line, "signed_up", "optin_time", "created_at"),
+            confirm or optin or self._time(values, line, "consent_at"),
+            self._time(values, line, "signed_up") or optin or self._time(values, line, "created_at"),
+            (optin, ips[0], confirm, ips[1]) if optin or confirm or any(ips) else None,
         )
+
+    def _ip(self, values: dict[str, str], line: int, role: str) -> str | None:
+        value = values.get(role)
+        if not value:
+            return None
+        ip = _clean_ip(value)
+        if ip is None:
+            self.warn(f"{self.path.name} line {line}: {role} {clean_text(value)!r} is not an IP address; dropped")
+        return ip
 
     def _time(self, values: dict[str, str], line: int, *roles: str) -> str | None:
         for role in roles:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.audience.addresses import email_hash
+from pipeline.audience.consent import Imported, record_imports
 from pipeline.audience.importing.helper import interrupts_held, parse
 from pipeline.audience.importing.parse import Header, Parsed, Parser, Record
 from pipeline.audience.importing.rejects import Rejects, remove_leftovers
@@ -171,6 +172,9 @@ class Importer:
         new_tags: list[tuple[str, int]] = []
         events: list[dict[str, Any]] = []
         unsuppress: list[str] = []
+        insert_consents: list[Imported | None] = []
+        imported: list[tuple[int, Imported]] = []  # consent records the file names (audience.consent)
+        unchanged: set[int] = set()
         for record in batch:
             wanted = record.status or "subscribed"
             row = existing.get(record.key)
@@ -191,6 +195,7 @@ class Importer:
                     record.signed_up or stamp, stamp, stamp,
                 ))
                 insert_tags.append(record.tags)
+                insert_consents.append(_consent(record))
                 self.report.added += 1
                 continue
             changes: dict[str, Any] = {}
@@ -200,14 +205,18 @@ class Importer:
                                               "--resubscribe to subscribe it again")
                     continue
                 changes["status"] = "subscribed"
-            elif row.status == "subscribed" and wanted in SUPPRESSED:
+            elif (row.status in ("subscribed", "pending") and wanted in SUPPRESSED
+                  or row.status == "pending" and wanted == "subscribed"):  # the file vouches for their consent
                 changes["status"] = wanted
             missing_tags: set[str] = set()
             if self.options.update:
                 changes.update(_changed_fields(row, record))
                 missing_tags = record.tags - have_tags.get(row.id, set())
+                if record.consent is not None:
+                    imported.append((row.id, _consent(record)))  # type: ignore[arg-type]
             if not changes and not missing_tags:
                 self.report.unchanged += 1
+                unchanged.add(row.id)
                 continue
             if "status" in changes:
                 events.append({"subscriber_id": row.id, "kind": changes["status"], "detail": None,
@@ -224,11 +233,24 @@ class Importer:
             insert_many(conn, subscribers, _INSERT_COLUMNS, inserts)
             ids = _new_ids(conn, [row[1] for row in inserts])
             new_tags.extend((t, i) for i, tags in zip(ids, insert_tags) for t in tags)
+            imported.extend((i, c) for i, c in zip(ids, insert_consents) if c is not None)
         if updates:
             conn.execute(subscribers.update().where(subscribers.c.id == sa.bindparam("_id")), updates)
         insert_many(conn, subscriber_tags, ("tag", "subscriber_id"), new_tags)
         if events:
             conn.execute(subscriber_events.insert(), events)
+        if imported:
+            recorded = record_imports(conn, imported, self.source, now) & unchanged
+            self.report.unchanged -= len(recorded)  # a new consent record is a change
+            self.report.updated += len(recorded)
+
+
+def _consent(record: Record) -> Imported | None:
+    if record.consent is None:
+        return None
+    optin, optin_ip, confirm, confirm_ip = record.consent
+    return Imported(from_sql_time(optin) if optin else None, optin_ip, from_sql_time(confirm) if confirm else None,
+                    confirm_ip)
 
 
 _INSERT_COLUMNS = ("email", "email_key", "first_name", "last_name", "fields", "timezone", "status",

@@ -1,0 +1,64 @@
+"""Everything the list holds about one person, as a GDPR access request asks for it: the
+subscriber, their consent records and the history of their status (`campaign subscribers show`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from pipeline.audience import consent
+from pipeline.audience.export import as_dict
+from pipeline.audience.subscribers import events_of, get
+from pipeline.clock import human
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def access_report(conn: Connection, address: str) -> dict[str, Any]:
+    """The subscriber with this address (NotFoundError if none), as JSON-ready values."""
+    subscriber = get(conn, address)
+    return {
+        "subscriber": {"id": subscriber.id, **as_dict(subscriber), "created_at": subscriber.created_at.isoformat(),
+                       "updated_at": subscriber.updated_at.isoformat()},
+        "consents": [{k: _plain(v) for k, v in asdict(c).items() if k != "id"}
+                     for c in consent.of_subscriber(conn, subscriber.id)],
+        "events": [{"at": e.at.isoformat(), "kind": e.kind, "source": e.source, "detail": e.detail}
+                   for e in events_of(conn, subscriber.id)],
+    }
+
+
+def _when(text: str | None) -> str:
+    return human(datetime.fromisoformat(text)) if text else "-"
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The report for people to read: one fact a line."""
+    who = report["subscriber"]
+    fields = ", ".join(f"{name}={value}" for name, value in sorted(who["fields"].items())) or "-"
+    lines = [f"email: {who['email']}", f"first name: {who['first_name'] or '-'}",
+             f"last name: {who['last_name'] or '-'}", f"status: {who['status']}",
+             f"tags: {', '.join(who['tags']) or '-'}", f"fields: {fields}", f"timezone: {who['timezone'] or '-'}",
+             f"signed up: {_when(who['signed_up'])}",
+             f"consent: {who['consent_source'] or '-'} at {_when(who['consent_at'])}", "consent records:"]
+    for record in report["consents"] or [None]:
+        if record is None:
+            lines.append("  none")
+            continue
+        lines.append(f"  {record['method']} ({record['source']}), version {record['version'] or '-'}")
+        if record["text"]:
+            lines.append(f"    text: {record['text']}")
+        if record["form_url"]:
+            lines.append(f"    form: {record['form_url']}")
+        for step in ("requested", "confirmed"):
+            if record[f"{step}_at"] or record[f"{step}_ip"]:
+                lines.append(f"    {step}: {_when(record[f'{step}_at'])} from {record[f'{step}_ip'] or '-'}, "
+                             f"{record[f'{step}_user_agent'] or 'browser unknown'}")
+    lines.append("history:")
+    lines += [f"  {_when(e['at'])}\t{e['kind']}\t{e['source']}" + (f"\t{e['detail']}" if e["detail"] else "")
+              for e in report["events"]]
+    return lines
