@@ -9,6 +9,7 @@ comparisons ignore case. Sizes and values are bounded (see segment_limits).
     "back-pain" in tags and city == "San Francisco"
     signed_up >= days_ago(90) and not (birth_year < 1960 or "pregnant" in tags)
     email.endswith("@example.com") or segment("new-patients")
+    opened("back-pain") and not clicked("back-pain", "https://clinic.example/book")
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ from pipeline.audience.segment_limits import (
 )
 from pipeline.audience.subscribers import BUILTIN_FIELDS
 from pipeline.db.schema import subscriber_tags, subscribers
+from pipeline.engagement.segments import FUNCTIONS as ENGAGEMENT
+from pipeline.engagement.segments import condition as engaged_condition
+from pipeline.engagement.segments import problem as engaged_problem
 from pipeline.errors import SegmentError
 
-FUNCTIONS = ("days_ago", "date", "segment")
+FUNCTIONS = ("days_ago", "date", "segment", "opened", "clicked")
 METHODS = ("startswith", "endswith")
 _TEXT = {"first_name": subscribers.c.first_name, "last_name": subscribers.c.last_name,
          "timezone": subscribers.c.timezone, "status": subscribers.c.status}
@@ -220,12 +224,14 @@ class _Compiler:
         raise self.fail(node, f"unknown field {node.id!r} (known: {self.known()})")
 
     def call(self, node: ast.Call) -> Any:
+        if isinstance(node.func, ast.Name) and node.func.id in ENGAGEMENT:
+            return self.engagement(node, node.func.id)
         if node.keywords:
             raise self.fail(node, "keyword arguments are not allowed")
         if isinstance(node.func, ast.Attribute):
             return self.method(node)
         if not isinstance(node.func, ast.Name):
-            raise self.fail(node, "only days_ago(), date() and segment() can be called")
+            raise self.fail(node, "only days_ago(), date(), segment(), opened() and clicked() can be called")
         name = node.func.id
         if name.startswith("_"):
             raise self.fail(node.func, f"{name!r} is not allowed: names starting with '_' are refused")
@@ -244,6 +250,17 @@ class _Compiler:
         if name == "date":
             return self.parse_date(arg, node.args[0])
         return self.saved_segment(arg, node.args[0], self.calls[node])
+
+    def engagement(self, node: ast.Call, name: str) -> sa.ColumnElement[bool]:
+        """opened() and clicked(): readers who did, as tracking recorded it (engagement.segments)."""
+        self.count(node)
+        args = [self.node(a) for a in node.args]
+        keywords = {k.arg: self.node(k.value) for k in node.keywords}
+        wrong = engaged_problem(name, args, keywords)
+        if wrong is not None:
+            at, message = wrong
+            raise self.fail(node if at is None else [*node.args, *(k.value for k in node.keywords)][at], message)
+        return engaged_condition(name, args, keywords)
 
     def method(self, node: ast.Call) -> sa.ColumnElement[bool]:
         assert isinstance(node.func, ast.Attribute)

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import operator
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
 from pipeline.audience.recipients import Recipient
+from pipeline.content.images import embedded
 from pipeline.content.merge import Prepared, Slot
 from pipeline.delivery.message_ids import make_message_id
 from pipeline.delivery.personalise import Personaliser
+from pipeline.engagement.links import NOTICE, TokenSlot
+from pipeline.engagement.policy import TrackingPlan
+from pipeline.engagement.tokens import HEAD, TrackingTokens
 from pipeline.errors import MessageError
 
 CRLF = "\r\n"
@@ -78,58 +83,175 @@ def address(name: str | None, mailbox: str) -> str:
 class Base64Part:
     """A body part's base64 (76-character lines, CRLF), filled in per recipient cheaply.
 
-    Base64 turns each 57 bytes of input into one line, so every run of whole 57-byte blocks
-    of a static piece encodes the same for every recipient whose merge values leave the piece
-    at the same offset within a block. Those runs are encoded once per (piece, offset), at
-    most 57 times, and reused; per recipient only the blocks that hold merge values and the
-    seams around them are encoded. Encoding 30 KB of HTML afresh costs about 80 µs in Python;
-    this costs a few.
+    Base64 turns each 57 bytes of input into one line, so a run of literal text encodes the same
+    for every recipient whose merge values leave it at the same offset within a block. Each run
+    of pieces between merge values (literal text, and the fixed-length slots a tracked send's
+    tokens go in) is worked out once per offset, at most 57 times: its whole blocks without a
+    recipient's bytes are encoded then; the blocks with them (the seam after a merge value, the
+    ones a token falls in) become one bytes template. Per recipient that is one formatting, one
+    base64 call and a few slices per run. Encoding 30 KB of HTML afresh costs about 80 µs in
+    Python; this costs a few.
     """
 
     BLOCK = 57
 
     def __init__(self, prepared: Prepared, html: bool, defaults: Mapping[str, str]) -> None:
         self.pieces: list[bytes | Slot] = [p.encode("utf-8") if isinstance(p, str) else p for p in prepared.parts]
+        # Merge values change length from one recipient to the next; literal text and token slots do not.
+        self.merges: list[Slot | None] = [p if isinstance(p, Slot) and not isinstance(p, TokenSlot) else None
+                                          for p in self.pieces]
         self.html = html
         self.defaults = defaults
-        self.cache: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        self.runs: list[list[_Run | None]] = [[None] * self.BLOCK for _ in self.pieces]  # by piece, then carry length
 
-    def _run(self, index: int, start: int) -> tuple[bytes, bytes]:
-        """The encoded whole blocks of piece[start:], and the bytes left over."""
-        body = self.pieces[index]
-        assert isinstance(body, bytes)
-        body = body[start:]
-        full = len(body) // self.BLOCK * self.BLOCK
-        lines = [_line(body[i:i + self.BLOCK]) for i in range(0, full, self.BLOCK)]
-        return b"".join(lines), body[full:]
-
-    def encode(self, values: Mapping[str, object]) -> list[bytes]:
-        """The encoded lines, in runs: joined once, into the whole message."""
+    def encode(self, values: Mapping[str, object], head: bytes | None = None) -> list[bytes]:
+        """The encoded lines, in runs: joined once, into the whole message. `head` is the message's
+        token header (engagement.tokens), for a tracked part."""
         out: list[bytes] = []
         carry = b""
-        for index, piece in enumerate(self.pieces):
-            if isinstance(piece, bytes):
-                start = 0
-                if carry:
-                    start = self.BLOCK - len(carry)
-                    if len(piece) < start:
-                        carry += piece
-                        continue
-                    out.append(_line(carry + piece[:start]))
-                key = (index, start)
-                run = self.cache.get(key)
-                if run is None:
-                    run = self.cache[key] = self._run(index, start)
-                out.append(run[0])
-                carry = run[1]
+        index, end = 0, len(self.pieces)
+        merges, runs, html, defaults = self.merges, self.runs, self.html, self.defaults
+        while index < end:
+            merge = merges[index]
+            if merge is not None:
+                carry += merge.value(values, html, defaults).encode("utf-8")
+                while len(carry) >= 57:
+                    out.append(_line(carry[:57]))
+                    carry = carry[57:]
+                index += 1
                 continue
-            carry += piece.value(values, self.html, self.defaults).encode("utf-8")
-            while len(carry) >= self.BLOCK:
-                out.append(_line(carry[:self.BLOCK]))
-                carry = carry[self.BLOCK:]
+            run = runs[index][len(carry)]
+            if run is None:
+                run = runs[index][len(carry)] = _Run(self.pieces, merges, index, len(carry))
+            index = run.end
+            if run.seam:  # the usual run, inlined: only the seam after a merge value is the recipient's
+                if run.holes:
+                    out.append(binascii.b2a_base64(carry + run.suffix, newline=False) + CRLF_BYTES)
+                    out += run.after
+                    carry = run.static_rest
+                else:
+                    carry += run.suffix
+            elif not run.order:
+                out += run.items
+                carry = run.static_rest
+            else:
+                assert head is not None, "a tracked part is encoded with the message's tokens"
+                carry = run.fill(carry, head, out)
         if carry:
             out.append(_line(carry))
         return out
+
+
+class _Run:
+    """How pieces[start:end] encode after `carry` bytes (0 to 56) left over from before them.
+
+    The bytes of a recipient (the carry, the header of their message's tokens) are put in by one
+    %-formatting of a template holding every block they fall in, and those blocks encoded in
+    one call; the other blocks were encoded when the run was worked out.
+    """
+
+    def __init__(self, pieces: list[bytes | Slot], merges: list[Slot | None], start: int, carry: int) -> None:
+        block = Base64Part.BLOCK
+        stream = bytearray()
+        mine = bytearray()  # 1 where a byte is the recipient's
+        spots: list[tuple[int, int, int]] = []  # (position, length, argument: 0 the carry, 1 the token header)
+
+        def literal(data: bytes) -> None:
+            stream.extend(data)
+            mine.extend(bytes(len(data)))
+
+        def theirs(length: int, argument: int) -> None:
+            spots.append((len(stream), length, argument))
+            stream.extend(bytes(length))
+            mine.extend(b"\x01" * length)
+
+        if carry:
+            theirs(carry, 0)
+        index = start
+        while index < len(pieces) and merges[index] is None:
+            piece = pieces[index]
+            if isinstance(piece, TokenSlot):
+                literal(piece.before.encode("utf-8"))
+                theirs(HEAD, 1)
+                literal(piece.after.encode("utf-8"))
+            else:
+                assert isinstance(piece, bytes)
+                literal(piece)
+            index += 1
+        self.end = index
+        whole = len(stream) // block
+        personal = [any(mine[b * block:(b + 1) * block]) for b in range(whole + 1)]
+        ranges = [(b * block, min((b + 1) * block, len(stream))) for b in range(whole + 1) if personal[b]]
+        template = bytearray()
+        order: list[int] = []
+        for low, high in ranges:
+            position = low
+            while position < high:
+                spot = next((s for s in spots if s[0] <= position < s[0] + s[1]), None)
+                if spot is None:
+                    following = min([s[0] for s in spots if s[0] > position] + [high])
+                    template += bytes(stream[position:following]).replace(b"%", b"%%")
+                    position = following
+                else:
+                    if spot[0] == position:
+                        template += b"%s"
+                        order.append(spot[2])
+                    position = min(spot[0] + spot[1], high)
+        self.template = bytes(template)
+        self.order = tuple(order)
+        self.personal = 57 * sum(personal[:whole])  # bytes of whole blocks the template makes
+        # The lines in order: before each of the recipient's lines the static ones since the last
+        # (b"" if none), then that line, then CRLF; the static rest at the end. The recipient's lines
+        # are every third item, so one slice assignment puts them all in place.
+        self.items: list[bytes] = []
+        holes = 0
+        static = bytearray()
+        for b in range(whole):
+            if not personal[b]:
+                static += stream[b * block:(b + 1) * block]
+                continue
+            self.items += [b"".join(_lines(bytes(static))), b"", CRLF_BYTES]
+            static = bytearray()
+            holes += 1
+        if static:
+            self.items.append(b"".join(_lines(bytes(static))))
+        self.holes = holes
+        self.lines = operator.itemgetter(*[slice(76 * h, 76 * h + 76) for h in range(holes)]) if holes > 1 else None
+        self.rest = None if personal[whole] else bytes(stream[whole * block:])
+        self.static_rest = self.rest if self.rest is not None else b""
+        # The usual run, untracked: only the seam after a merge value is the recipient's.
+        self.seam = self.order == (0,)
+        if self.seam:
+            self.suffix = bytes(stream[carry:block] if holes else stream[carry:])
+            self.after = self.items[3:]
+        if len(self.order) > 1:
+            self.pick: Callable[[tuple[bytes, bytes]], tuple[bytes, ...]] = operator.itemgetter(*self.order)
+        else:
+            only = self.order[0] if self.order else 0
+            self.pick = lambda arguments: (arguments[only],)
+
+    def fill(self, carry: bytes, head: bytes, out: list[bytes]) -> bytes:
+        """Append the run's lines for one recipient (the carry, their token header) to `out`;
+        returns the bytes left over."""
+        raw = self.template % self.pick((carry, head))
+        if self.holes:
+            start = len(out)
+            out += self.items
+            encoded = binascii.b2a_base64(raw if self.rest is not None else raw[:self.personal], newline=False)
+            if self.lines is not None:
+                out[start + 1:start + 3 * self.holes:3] = self.lines(encoded)
+            else:
+                out[start + 1] = encoded
+        else:
+            out += self.items
+        return raw[self.personal:] if self.rest is None else self.rest
+
+
+CRLF_BYTES = b"\r\n"
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return [_line(data[i:i + Base64Part.BLOCK]) for i in range(0, len(data), Base64Part.BLOCK)]
 
 
 def _line(data: bytes) -> bytes:
@@ -158,7 +280,7 @@ class Dkim:
 class MessageFactory:
     """Everything about a campaign's messages that is the same for every recipient, prepared once."""
 
-    def __init__(self, personaliser: Personaliser, send_id: int) -> None:
+    def __init__(self, personaliser: Personaliser, send_id: int, tracking: TrackingPlan | None = None) -> None:
         workspace = personaliser.workspace
         sending = workspace.sending
         self.personaliser = personaliser
@@ -168,6 +290,14 @@ class MessageFactory:
         defaults = personaliser.defaults
         self.html = Base64Part(personaliser.html, True, defaults)
         self.text = Base64Part(personaliser.text, False, defaults)
+        # A tracked send (never a test or a preview, whose send id is 0): its readers' copies are
+        # built from parts with a slot for each message's tokens (engagement.links).
+        self.tracking = tracking if tracking is not None and tracking.on and send_id else None
+        if self.tracking is not None:
+            html, text = personaliser.tracked(self.tracking.opens, self.tracking.clicks)
+            self.tracked_html = Base64Part(html, True, defaults)
+            self.tracked_text = Base64Part(text, False, defaults)
+            self.codec = TrackingTokens(personaliser.tokens.secret)
         self.domain = workspace.sender.from_address.rsplit("@", 1)[1]
         self.boundary = f"=_part_{secrets.token_hex(12)}"
         self.envelope_from = sending.return_path
@@ -186,13 +316,26 @@ class MessageFactory:
         self.html_head = (f"--{self.boundary}{CRLF}Content-Type: text/html; charset=\"utf-8\"{CRLF}"
                           f"Content-Transfer-Encoding: base64{CRLF}{CRLF}").encode("ascii")
         self.tail = f"--{self.boundary}--{CRLF}".encode("ascii")
+        # [images] embed: the HTML and the images it shows by cid: travel as one multipart/related part.
+        # Without any the message stays as above; with them, only the HTML's head and the tail change.
+        inline = embedded(workspace, [p for p in personaliser.html.parts if isinstance(p, str)])
+        if inline:
+            related = f"=_related_{secrets.token_hex(12)}"
+            self.html_head = (f"--{self.boundary}{CRLF}Content-Type: multipart/related; boundary=\"{related}\"; "
+                              f"type=\"text/html\"{CRLF}{CRLF}--{related}{CRLF}Content-Type: text/html; "
+                              f"charset=\"utf-8\"{CRLF}Content-Transfer-Encoding: base64{CRLF}{CRLF}").encode("ascii")
+            parts = [(f"--{related}{CRLF}Content-Type: {media}{CRLF}Content-Transfer-Encoding: base64{CRLF}"
+                      f"Content-ID: <{cid}>{CRLF}Content-Disposition: inline; filename=\"{name}\"{CRLF}{CRLF}"
+                      ).encode("ascii") + b"".join(_line(data[i:i + 57]) for i in range(0, len(data), 57))
+                     for cid, name, media, data in inline]
+            self.tail = b"".join(parts) + f"--{related}--{CRLF}".encode("ascii") + self.tail
         self.mailto = workspace.unsubscribe_mailto
         self.dkim = (Dkim(sending.dkim_selector, self.domain, sending.dkim_key)
                      if sending.dkim_selector and sending.dkim_key else None)
         self._date = (0, "")
 
-    def date(self) -> str:
-        now = int(time.time())
+    def date(self, now: int | None = None) -> str:
+        now = int(time.time()) if now is None else now
         if self._date[0] != now:  # formatting a date costs more than the rest of the headers
             # "+0000", not the obsolete "GMT" (RFC 5322 4.3), nor "-0000", which means "zone unknown".
             self._date = (now, format_datetime(datetime.fromtimestamp(now, UTC)))
@@ -204,6 +347,14 @@ class MessageFactory:
     def build(self, recipient: Recipient, message_id: str | None = None) -> tuple[str, bytes]:
         """The Message-ID and the complete message for one recipient."""
         values = self.personaliser.values(recipient)
+        now = int(time.time())
+        html, text, tokens = self.html, self.text, None
+        if self.tracking is not None and self.tracking.tracks(recipient):
+            assert recipient.subscriber_id is not None
+            tokens = self.codec.message(self.send_id, recipient.subscriber_id, now)
+            html, text = self.tracked_html, self.tracked_text
+        elif self.send_id:
+            values[NOTICE] = ""  # only a tracked copy says that it is
         subject = self.personaliser.subject.fill(values, html=False, defaults=self.personaliser.defaults)
         message_id = message_id or self.message_id(recipient.subscriber_id)
         unsubscribe = f"<{values['unsubscribe_url']}>"
@@ -211,7 +362,7 @@ class MessageFactory:
             token = str(values["unsubscribe_url"]).rsplit("/", 1)[-1]
             unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe%20{token}>"
         headers = CRLF.join([
-            f"Date: {self.date()}",
+            f"Date: {self.date(now)}",
             self.static_headers,
             f"To: {address(recipient.name, recipient.email)}",
             f"Subject: {header_text(subject)}",
@@ -219,8 +370,8 @@ class MessageFactory:
             f"List-Unsubscribe: {unsubscribe}",
         ])
         # Base64 lines hold only [A-Za-z0-9+/=], so the boundary ("=_part_...") can never occur in them.
-        message = b"".join([headers.encode("utf-8"), b"\r\n\r\n", self.text_head, *self.text.encode(values),
-                            self.html_head, *self.html.encode(values), self.tail])
+        message = b"".join([headers.encode("utf-8"), b"\r\n\r\n", self.text_head, *text.encode(values, tokens),
+                            self.html_head, *html.encode(values, tokens), self.tail])
         if self.dkim is not None:
             message = self.dkim.sign(message) + message
         return message_id, message

@@ -8,16 +8,23 @@ the reader's own signed unsubscribe and preferences links, their merge values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+
+from itsdangerous import BadSignature, Signer
 
 from pipeline.audience.recipients import SAMPLE, Recipient, require, sample_recipient
 from pipeline.audience.tokens import Tokens
 from pipeline.content.build import Build, Content
+from pipeline.content.compose import archive_path
 from pipeline.content.merge import Prepared, prepare
 from pipeline.content.utm import tag_html, tag_text, utm_params
 from pipeline.db.engine import Store
-from pipeline.settings.workspace import Workspace
+from pipeline.engagement.links import NOTICE, numbering, tracked
+from pipeline.engagement.tokens import TrackingTokens
+from pipeline.errors import CampaignError
+from pipeline.settings.campaign import load_campaign
+from pipeline.settings.workspace import Tracking, Workspace
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,43 @@ def links(workspace: Workspace, token: str) -> dict[str, str]:
     }
 
 
+VIEW_FIELDS = frozenset({"view_url", "archive_url"})  # "View in your browser" (content.compose.view_link)
+_VIEW_SALT = "view-link"
+
+
+@dataclass(frozen=True)
+class ViewLink:
+    subscriber_id: int
+    binding: str  # the keyed hash of the reader's address (audience.tokens)
+    digest: str  # the first 12 of the send's content hash: which send of the campaign
+    campaign: str
+
+
+class ViewTokens:
+    """Tokens of the links to one reader's own copy of one send, on `campaign serve` (/view/TOKEN).
+
+    Signed apart from the unsubscribe and preferences links (a salt of their own), so that neither
+    can stand in for the other, and bound to the reader's address as those are.
+    """
+
+    def __init__(self, tokens: Tokens) -> None:
+        self.tokens = tokens
+        key = Signer(tokens.secret, salt=_VIEW_SALT).derive_key()  # derived once, not per message
+        self._signer = Signer(key, salt=_VIEW_SALT, key_derivation="none")
+
+    def make(self, subscriber_id: int, email: str, campaign: str, digest: str) -> str:
+        payload = f"{subscriber_id}.{self.tokens.binding(email)}.{digest[:12]}.{campaign}"
+        return self._signer.sign(payload).decode("ascii")
+
+    def read(self, token: str) -> ViewLink | None:
+        """What a token names; None for anything this workspace did not sign."""
+        try:
+            subscriber, binding, digest, campaign = self._signer.unsign(token).decode("ascii").split(".", 3)
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            return None
+        return ViewLink(int(subscriber), binding, digest, campaign) if subscriber.isdigit() else None
+
+
 class Personaliser:
     """Everything about a send's copies that is the same for every recipient, prepared once."""
 
@@ -51,15 +95,59 @@ class Personaliser:
         self.text: Prepared = prepare(tag_text(content.text, params, domains))
         self.subject: Prepared = prepare(subject_prefix + content.subject)
         self.defaults = {"first_name": workspace.defaults.first_name_fallback}
+        self._tracked: dict[tuple[bool, bool], tuple[Prepared, Prepared]] = {}
+        self._views = VIEW_FIELDS & (self.html.fields | self.text.fields)
+        if self._views:
+            self._digest = content.digest
+            self._view_tokens = ViewTokens(tokens)
+            base = workspace.archive.base_url
+            self._archive = f"{base}/{archive_path(slug, self._digest)}" if base else None
+
+    @cached_property
+    def tracking(self) -> Tracking:
+        """[tracking] as the campaign has it (the workspace's, if its settings no longer load)."""
+        try:
+            return load_campaign(self.workspace, self.slug).tracking
+        except CampaignError:
+            return self.workspace.tracking
+
+    @cached_property
+    def links(self) -> tuple[str, ...]:
+        """The send's link table: link n's address is links[n - 1] (see engagement.links)."""
+        return numbering(self.html, self.text, self.workspace.unsubscribe_url)
+
+    def tracked(self, opens: bool, clicks: bool) -> tuple[Prepared, Prepared]:
+        """The HTML and text with a slot for each message's tokens: the open pixel, the links."""
+        key = (opens, clicks)
+        if key not in self._tracked:
+            code = TrackingTokens(self.tokens.secret).code
+            self._tracked[key] = tracked(self.html, self.text, self.workspace.unsubscribe_url, code,
+                                         opens=opens, clicks=clicks)
+        return self._tracked[key]
 
     def token(self, recipient: Recipient) -> str:
         if recipient.subscriber_id is None:
             return SAMPLE
         return self.tokens.make(recipient.subscriber_id, recipient.email, self.slug)
 
-    def values(self, recipient: Recipient) -> Mapping[str, object]:
-        """What the recipient's merge tags are filled with: their values and their own links."""
-        return {**recipient.values, **links(self.workspace, self.token(recipient))}
+    def values(self, recipient: Recipient) -> dict[str, object]:
+        """What the recipient's merge tags are filled with: their values and their own links (and,
+        when the campaign is tracked, the footer's notice of it; see delivery.mime for who is not)."""
+        notice = self.tracking.notice if self.tracking.on else ""
+        return {**recipient.values, **links(self.workspace, self.token(recipient)), **self.view_links(recipient),
+                NOTICE: notice}
+
+    def view_links(self, recipient: Recipient) -> dict[str, str]:
+        """The reader's own copy on `campaign serve`, and an occurrence's page in the archive (that
+        copy when there is no archive): one signature per message, and only if the email links there."""
+        if not self._views:
+            return {}
+        view = None
+        if "view_url" in self._views or self._archive is None:
+            token = SAMPLE if recipient.subscriber_id is None else self._view_tokens.make(
+                recipient.subscriber_id, recipient.email, self.slug, self._digest)
+            view = f"{self.workspace.unsubscribe_url}/view/{token}"
+        return {"view_url": view or "", "archive_url": self._archive or view or ""}
 
     def copy(self, recipient: Recipient) -> Copy:
         values = self.values(recipient)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from pipeline.errors import ConfigError, NotFoundError
 from pipeline.files import within
 from pipeline.settings.tables import SETTINGS_NAME, SLUG, Table, read_toml
-from pipeline.settings.workspace import Workspace
+from pipeline.settings.workspace import Tracking, Workspace, flag, read_tracking
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,17 @@ class CallToAction:
     text: str | None
     button: str
     url: str
+
+
+@dataclass(frozen=True)
+class ABTest:
+    """[ab]: a subject test. `test_share` of the audience, split evenly between the subjects, gets
+    the campaign first; after `wait`, the subject with the best `metric` goes to everyone else."""
+
+    subjects: tuple[str, ...]
+    test_share: float = 0.2
+    wait: timedelta = timedelta(hours=4)
+    metric: str = "clicks"  # or "opens": unique human readers per message sent
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,10 @@ class CampaignSettings:
     source: str | None = None
     timezone: str | None = None
     max_articles: int = 10
+    tracking: Tracking = field(default_factory=Tracking)  # the workspace's [tracking] with this campaign's over it
+    ab: ABTest | None = None
+    # In the public archive (`campaign archive`)? None: once it is sent; False: never; True: even unsent.
+    archive: bool | None = None
 
     @property
     def path(self) -> Path:
@@ -44,7 +60,44 @@ class CampaignSettings:
 
 
 _CAMPAIGN_KEYS = {"subject", "preheader", "articles", "template", "segment", "cta", "disclaimer",
-                  "read_more", "intro", "recurrence", "source", "timezone", "max_articles"}
+                  "read_more", "intro", "recurrence", "source", "timezone", "max_articles",
+                  "tracking", "ab", "archive"}
+_WAIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+METRICS = ("clicks", "opens")
+
+
+def _ab(table: Table, tracking: Tracking, recurring: bool) -> ABTest:
+    subjects = table.strings("subjects")
+    if len(subjects) < 2 or len(subjects) > 26 or len(set(subjects)) != len(subjects):
+        raise ConfigError("needs 2 to 26 different subjects", where=table.where("subjects"))
+    if any("\n" in s or "\r" in s for s in subjects):
+        raise ConfigError("each subject must be a single line", where=table.where("subjects"))
+    share = table.raw("test_share", ABTest.test_share)
+    try:
+        share = float(share) if not isinstance(share, bool) else None
+    except (TypeError, ValueError):
+        share = None
+    if share is None or not 0 < share < 1:
+        raise ConfigError(f"{table.raw('test_share')!r} is not a share between 0 and 1, such as 0.2",
+                          where=table.where("test_share"))
+    wait_text = table.raw("wait", "4h")
+    found = _WAIT.match(wait_text) if isinstance(wait_text, str) else None
+    if found is None:
+        raise ConfigError(f"{wait_text!r} is not a wait like \"4h\", \"90m\" or \"1d\"", where=table.where("wait"))
+    wait = timedelta(seconds=float(found.group(1)) * _UNIT[found.group(2)[0]])
+    if wait > timedelta(days=30):
+        raise ConfigError("is longer than 30 days", where=table.where("wait"))
+    metric = table.text("metric", ABTest.metric) or ABTest.metric
+    if metric not in METRICS:
+        raise ConfigError(f"{metric!r} is not one of {', '.join(METRICS)}", where=table.where("metric"))
+    if not getattr(tracking, metric):
+        raise ConfigError(f"picking the winner by {metric} needs [tracking] {metric} = true",
+                          where=table.where("metric"))
+    if recurring:
+        raise ConfigError("a recurring campaign cannot test subjects", where=table.where("subjects"))
+    table.check_unknown({"subjects", "test_share", "wait", "metric"})
+    return ABTest(subjects, share, wait, metric)
 
 
 def check_slug(slug: str) -> str:
@@ -97,6 +150,9 @@ def load_campaign(workspace: Workspace, slug: str) -> CampaignSettings:
             url=cta_t.url("url", required=True) or "",
         )
         cta_t.check_unknown({"text", "button", "url"})
+    tracking = read_tracking(Table(table.table("tracking"), path, "tracking"), workspace.tracking)
+    ab_data = table.table("ab")
+    ab = _ab(Table(ab_data, path, "ab"), tracking, bool(recurrence)) if ab_data else None
     return CampaignSettings(
         slug=slug,
         directory=directory,
@@ -114,4 +170,7 @@ def load_campaign(workspace: Workspace, slug: str) -> CampaignSettings:
         str(_inside(workspace, directory / source, table.where("source"))),
         timezone=table.text("timezone"),
         max_articles=max_articles,
+        tracking=tracking,
+        ab=ab,
+        archive=None if table.raw("archive") is None else flag(table, "archive", False),
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.settings.signup import Signup, read_signup
 from pipeline.settings.tables import CONFIG_NAME, SETTINGS_NAME, SLUG, Table, read_toml
 
 
@@ -62,6 +63,51 @@ class Bounces:
 
 
 @dataclass(frozen=True)
+class Workers:
+    """[workers]: with a broker, sends are handed in batches to `campaign worker` processes."""
+
+    broker: str | None = None  # "redis://127.0.0.1:6379/0"; None: every send runs in its own process
+    batch: int = 500  # deliveries per task
+    # Seconds the broker waits for a task's acknowledgement before giving it to another worker, and
+    # how long a batch handed to the broker may wait before the tick hands it out again.
+    visibility_timeout: int = 900
+    window: int = 16  # batches of one send out with the broker or the workers at once
+
+
+TRACKING_NOTICE = "We count opens and link clicks of this newsletter to learn what our readers find useful."
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """[tracking]: open and click tracking, off unless turned on (see pipeline.engagement). A
+    campaign's settings.toml may override each key; readers with a no-tracking tag or field are
+    never tracked."""
+
+    opens: bool = False  # an open pixel in each copy
+    clicks: bool = False  # links rewritten to signed per-message redirects
+    notice: str = TRACKING_NOTICE  # said in the footer of tracked copies; "" says nothing
+
+    @property
+    def on(self) -> bool:
+        return self.opens or self.clicks
+
+
+@dataclass(frozen=True)
+class Archive:
+    """[archive]: where `campaign archive` publishes the newsletters (see pipeline.web.archive)."""
+
+    base_url: str | None = None  # "https://clinic.example/newsletter"; None: no public archive
+    title: str | None = None  # the archive's heading and feed title; None: "<brand> newsletter"
+
+
+@dataclass(frozen=True)
+class Images:
+    """[images]: what happens to an article's own image files (see pipeline.content.images)."""
+
+    embed: bool = False  # attach them to each message (cid:) instead of linking to the archive's copies
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
     brand: Brand
@@ -74,6 +120,11 @@ class Workspace:
     # Tags a reader may choose on the preferences page, in campaign.toml's order: tag -> label.
     topics: Mapping[str, str] = field(default_factory=dict)
     bounces: Bounces = Bounces()
+    workers: Workers = Workers()
+    signup: Signup = field(default_factory=Signup)  # [signup]: the form at /subscribe (settings.signup)
+    tracking: Tracking = Tracking()
+    archive: Archive = Archive()
+    images: Images = Images()
 
     @property
     def config_path(self) -> Path:
@@ -104,7 +155,8 @@ def _font_family(table: Table) -> str:
     return value
 
 
-_SECTIONS = {"brand", "sender", "unsubscribe", "defaults", "segments", "sending", "topics", "bounces"}
+_SECTIONS = {"brand", "sender", "unsubscribe", "defaults", "segments", "sending", "topics", "bounces", "workers",
+             "signup", "tracking", "archive", "images"}
 RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 
 
@@ -169,6 +221,71 @@ def _bounces(table: Table) -> Bounces:
         raise ConfigError(f"{limit!r} is not a whole number of at least 1", where=table.where("soft_limit"))
     table.check_unknown({"soft_limit"})
     return Bounces(soft_limit=limit)
+
+
+def _whole(table: Table, key: str, default: int, low: int, high: int, what: str) -> int:
+    value = table.raw(key, default)
+    if isinstance(value, str) and value.strip().isdigit():  # from the environment
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{value!r} is not {what} from {low:,} to {high:,}", where=table.where(key))
+    return value
+
+
+_BROKER = re.compile(r"^(redis|rediss|amqp|amqps)://\S*$")
+
+
+def _workers(table: Table) -> Workers:
+    broker = table.text("broker")
+    if broker is not None and not _BROKER.match(broker):
+        raise ConfigError(f"{broker!r} is not a broker URL like redis://127.0.0.1:6379/0 or amqp://host//",
+                          where=table.where("broker"))
+    workers = Workers(
+        broker=broker,
+        batch=_whole(table, "batch", Workers.batch, 1, 100_000, "a number of deliveries"),
+        visibility_timeout=_whole(table, "visibility_timeout", Workers.visibility_timeout, 4, 7 * 86400,
+                                  "a number of seconds"),
+        window=_whole(table, "window", Workers.window, 1, 10_000, "a number of batches"),
+    )
+    table.check_unknown({"broker", "batch", "visibility_timeout", "window"})
+    return workers
+
+
+_FLAGS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "on": True, "off": False}
+
+
+def flag(table: Table, key: str, default: bool) -> bool:
+    """A true/false key; from the environment, "true", "false", "1", "0", "yes", "no", "on" or "off"."""
+    value = table.raw(key, default)
+    if isinstance(value, str) and value.strip().lower() in _FLAGS:
+        value = _FLAGS[value.strip().lower()]
+    if not isinstance(value, bool):
+        raise ConfigError(f"{value!r} is not true or false", where=table.where(key))
+    return value
+
+
+def read_tracking(table: Table, base: Tracking) -> Tracking:
+    """A [tracking] table over `base`: campaign.toml's over the defaults, a campaign's over the workspace's."""
+    notice = table.raw("notice", base.notice)
+    if not isinstance(notice, str) or "\r" in notice or "\n" in notice:
+        raise ConfigError("must be one line of text (\"\" for none)", where=table.where("notice"))
+    tracking = Tracking(opens=flag(table, "opens", base.opens), clicks=flag(table, "clicks", base.clicks),
+                        notice=notice.strip())
+    table.check_unknown({"opens", "clicks", "notice"})
+    return tracking
+
+
+def _archive(table: Table) -> Archive:
+    base_url = table.url("base_url")
+    archive = Archive(base_url=base_url.rstrip("/") if base_url else None, title=table.text("title"))
+    table.check_unknown({"base_url", "title"})
+    return archive
+
+
+def _images(table: Table) -> Images:
+    images = Images(embed=flag(table, "embed", Images.embed))
+    table.check_unknown({"embed"})
+    return images
 
 
 def load_workspace(root: Path) -> Workspace:
@@ -238,4 +355,9 @@ def load_workspace(root: Path) -> Workspace:
     sending = _sending(Table(top.table("sending"), path, "sending"), root, brand, sender)
     return Workspace(root, brand, sender, unsubscribe_url, mailto, defaults, segments, sending,
                      topics=_topics(Table(top.table("topics"), path, "topics")),
-                     bounces=_bounces(Table(top.table("bounces"), path, "bounces")))
+                     bounces=_bounces(Table(top.table("bounces"), path, "bounces")),
+                     workers=_workers(Table(top.table("workers"), path, "workers")),
+                     signup=read_signup(Table(top.table("signup"), path, "signup"), brand.name, "signup" in data),
+                     tracking=read_tracking(Table(top.table("tracking"), path, "tracking"), Tracking()),
+                     archive=_archive(Table(top.table("archive"), path, "archive")),
+                     images=_images(Table(top.table("images"), path, "images")))

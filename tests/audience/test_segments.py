@@ -114,11 +114,12 @@ def test_sample_shows_recipients_in_order(people: Store) -> None:
                                             "names starting with '_' are refused"),
     ("city.__class__", "segment expression, column 1: attribute access is not allowed"),
     ('city.upper() == "X"', "segment expression, column 6: .upper() is not allowed"),
-    ("(lambda: True)()", "segment expression, column 1: only days_ago(), date() and segment() can be called"),
+    ("(lambda: True)()", "segment expression, column 1: only days_ago(), date(), segment(), opened() and clicked() "
+                         "can be called"),
     ("lambda: True", "segment expression, column 1: lambda is not allowed in a segment expression"),
     ("[t for t in tags]", "segment expression, column 1: a comprehension is not allowed"),
     ('open("/etc/passwd")', "segment expression, column 1: open() is not allowed (known functions: days_ago(), "
-                            "date(), segment())"),
+                            "date(), segment(), opened(), clicked())"),
     ('city == "a" and 5', "segment expression, column 17: expected a condition here"),
     ('city ==', "segment expression, column 1: invalid syntax"),
     ('tags == "vip"', "segment expression, column 1: tags only works with 'in' and 'not in'"),
