@@ -78,11 +78,12 @@ def output_dir(out: Path, slug: str) -> Path:
 
 
 def write_outputs(built: Build, out: Path, personal: tuple[str, str] | None = None) -> list[Path]:
-    """out/SLUG/email.mjml, email.html, email.txt, and with `personal` (one recipient's HTML and
-    text) personal.html and personal.txt: all replaced, or none."""
+    """out/SLUG/email.mjml, email.html, email.txt, the articles' own images in assets/, and with
+    `personal` (one recipient's HTML and text) personal.html and personal.txt: all replaced, or none."""
     target = output_dir(out, built.settings.slug)
-    files: dict[Path, str] = {target / "email.mjml": built.rendered.mjml, target / "email.html": built.rendered.html,
-                              target / "email.txt": built.rendered.text}
+    files: dict[Path, str | bytes] = {target / "email.mjml": built.rendered.mjml,
+                                      target / "email.html": built.rendered.html, target / "email.txt": built.rendered.text}
+    files.update((target / "assets" / asset.name, asset.data) for asset in built.rendered.newsletter.assets)
     if personal is not None:
         files[target / "personal.html"], files[target / "personal.txt"] = personal
     write_all_atomic(files)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from pipeline.content.images import Asset, localise
+from pipeline.content.merge import tag
 from pipeline.content.models import Article, Image, Paragraph, plain
 from pipeline.content.readers import read_article
 from pipeline.content.readers.common import first_sentence, squash
@@ -37,6 +39,27 @@ class Newsletter:
     read_more: str
     disclaimer: str | None
     reason: str
+    view_url: str = ""  # where "View in your browser" goes (view_link)
+    assets: tuple[Asset, ...] = ()  # the articles' own image files, as the email refers to them
+
+
+def archive_path(slug: str, digest: str | None = None) -> str:
+    """A send's page in the public archive, relative to [archive] base_url: SLUG/ for a campaign sent
+    once, SLUG/<first 12 of its content hash>/ for each occurrence of a recurring one."""
+    return f"{slug}/" if digest is None else f"{slug}/{digest[:12]}/"
+
+
+def view_link(workspace: Workspace, settings: CampaignSettings) -> str:
+    """Where a message's "View in your browser" link goes: the campaign's page in the archive, or,
+    with no [archive] base_url or `archive = false`, the reader's own copy on `campaign serve`
+    (a merge tag the personalisation fills in). An occurrence of a recurring campaign learns its
+    page only when its content is fixed, so it is a merge tag too."""
+    base = workspace.archive.base_url
+    if base is None or settings.archive is False:
+        return tag("view_url")
+    if settings.recurrence:
+        return tag("archive_url")
+    return f"{base}/{archive_path(settings.slug)}"
 
 
 def default_preheader(article: Article, limit: int = 100) -> str:
@@ -77,6 +100,9 @@ def compose(workspace: Workspace, settings: CampaignSettings, articles: list[Art
     """The newsletter of a campaign: its article files, or the articles given (a digest's occurrence)."""
     if articles is None:
         articles = [read_article(path) for path in settings.articles]
+    localised = [localise(workspace, a) for a in articles]
+    articles = [article for article, _ in localised]
+    assets = {asset.name: asset for _, found in localised for asset in found}  # a name is its bytes
     single = articles[0] if len(articles) == 1 else None
     preheader = settings.preheader
     if preheader is None:
@@ -94,4 +120,6 @@ def compose(workspace: Workspace, settings: CampaignSettings, articles: list[Art
         read_more=settings.read_more,
         disclaimer=settings.disclaimer if settings.disclaimer is not None else workspace.defaults.disclaimer,
         reason=workspace.defaults.reason,
+        view_url=view_link(workspace, settings),
+        assets=tuple(assets.values()),
     )

@@ -10,6 +10,7 @@ import lxml.html
 from markupsafe import escape
 
 from pipeline.content.colours import palette
+from pipeline.content.images import MAX_WIDTH, TOTAL_WARNING, Asset
 from pipeline.content.merge import TAG, field_name
 from pipeline.content.mjml_check import check_mjml
 from pipeline.content.readers.common import squash
@@ -144,10 +145,31 @@ def _image(img: lxml.html.HtmlElement, src: str, rendered: Rendered) -> list[Fin
     elif _FILE_NAME.match(alt) or alt == src.rsplit("/", 1)[-1]:
         found.append(Finding("warning", "image-alt", where,
                              f"image {_short(src, 80)} has its file name {alt!r} as alt text; say what it shows"))
-    if src.startswith("http://"):
+    own = next((a for a in rendered.newsletter.assets if a.src == src), None)  # an article's own image file
+    if own is not None and not src.startswith(("https://", "http://", "cid:")):
+        found.append(Finding("error", "image-src", own.where,
+                             f"image {own.original!r} is a file of the article's: set [archive] base_url (where "
+                             "`campaign archive` publishes it) or [images] embed = true (to attach it)"))
+    elif src.startswith("http://"):
         found.append(Finding("warning", "insecure-image", where, f"image {_short(src, 80)} is not https"))
-    elif not src.startswith("https://") and not TAG.search(src):
+    elif own is None and not src.startswith("https://") and not TAG.search(src):
         found.append(Finding("error", "image-src", where, f"image {_short(src, 80)!r} is not a full https address"))
+    return found
+
+
+def _image_files(assets: tuple[Asset, ...]) -> list[Finding]:
+    """The article's own images: wider than email needs (they are scaled down), or heavy in all."""
+    found = [Finding("warning", "image-width", a.where,
+                     f"image {a.original!r} is {a.original_width} px wide; it is resized to {a.width} px "
+                     "(twice the 600 px column) for email" if a.width < a.original_width else
+                     f"image {a.original!r} is {a.original_width} px wide, and an animation is sent as it is: "
+                     f"make it at most {MAX_WIDTH} px wide")
+             for a in assets if a.original_width > MAX_WIDTH]
+    total = sum(len(a.data) for a in assets)
+    if total > TOTAL_WARNING:
+        found.append(Finding("warning", "image-size", "email.html",
+                             f"the article's images add up to {total / KB / KB:.1f} MB, even resized; readers on "
+                             "phones wait for every one: use fewer or smaller pictures"))
     return found
 
 
@@ -205,6 +227,7 @@ def lint(rendered: Rendered, workspace: Workspace) -> list[Finding]:
     doc = lxml.html.document_fromstring(html)
     findings += _links(doc, rendered)
     findings += _images(doc, rendered)
+    findings += _image_files(newsletter.assets)
 
     unsubscribe_links = [a for a in doc.iter("a") if _has_field(a.get("href") or "", "unsubscribe_url")]
     if not unsubscribe_links:

@@ -243,24 +243,37 @@ def base_path(workspace: Workspace) -> str:
 
 
 def create_app(workspace: Workspace | None = None, store: Store | None = None,
-               tokens: Tokens | None = None) -> Starlette:
+               tokens: Tokens | None = None, transport: str | None = None) -> Starlette:
     """The pages as an ASGI app.
 
     Called with no arguments, as `uvicorn --factory pipeline.web.app:create_app` does, it reads the
     workspace named by CAMPAIGN_WORKSPACE (default: the current folder), the database named by
     CAMPAIGN_DB (default: its campaign.db) and the secret that signed the links (CAMPAIGN_SECRET
-    or the workspace's .campaign-secret), and closes the database when the server stops.
+    or the workspace's .campaign-secret), and closes the database when the server stops. The
+    signup form's confirmation emails go through `transport` (default: CAMPAIGN_TRANSPORT, else
+    maildir:outbox in the workspace).
     """
     workspace = workspace or load_workspace(Path(os.environ.get("CAMPAIGN_WORKSPACE") or "."))
     owned = store is None
     store = store or Store(os.environ.get("CAMPAIGN_DB") or default_url(workspace.root))
     site = Site(workspace, store, tokens or Tokens.of_workspace(workspace.root))
+    # Imported here, not at the top: the signup side builds on this module's helpers.
+    from pipeline.web.signup import SignupSite
+
+    signup = SignupSite(site, transport or os.environ.get("CAMPAIGN_TRANSPORT"))
+    from pipeline.web.tracking import TrackingSite
+
+    tracking = TrackingSite(workspace, store, site.tokens)
+    from pipeline.web.view import ViewSite
+
+    viewing = ViewSite(site)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         applying = asyncio.create_task(site.keep_applying()) if site.unsubscribes.journal else None
         try:
-            yield
+            async with tracking.running():  # opens and clicks are written in batches meanwhile
+                yield
         finally:
             if applying is not None:
                 applying.cancel()
@@ -277,5 +290,8 @@ def create_app(workspace: Workspace | None = None, store: Store | None = None,
     for prefix in dict.fromkeys(["", base_path(workspace)]):
         routes += [Route(f"{prefix}/unsubscribe/{{token}}", site.unsubscribe, methods=["GET", "POST"]),
                    Route(f"{prefix}/preferences/{{token}}", site.preferences, methods=["GET", "POST"])]
+        routes += signup.routes(prefix)  # /subscribe, when campaign.toml has [signup]
+        routes += tracking.routes(prefix)  # /c/ and /o/: click redirects and the open pixel
+        routes += viewing.routes(prefix)  # /view/: a reader's own copy; /archive/: the built archive
     return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={HTTPException: site.http_error, Exception: site.http_error})

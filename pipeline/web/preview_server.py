@@ -31,6 +31,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from watchfiles import DefaultFilter, awatch
 
+from pipeline.content.images import shown_locally
 from pipeline.errors import NotFoundError
 from pipeline.web.local_server import LocalServer
 from pipeline.web.preview import Preview, Snapshot, force_dark, message_headers
@@ -141,11 +142,24 @@ def create_app(preview: Preview, hub: Hub, recipient: int = 0) -> Starlette:
 
         return endpoint
 
+    def shown(state: Snapshot, html: str) -> str:
+        """The articles' own images from this server (below), not from an archive not published yet."""
+        return shown_locally(html, state.built()[0].rendered.newsletter.assets)
+
     def email_html(state: Snapshot, index: int) -> Response:
-        return HTMLResponse(state.copy(index).html)
+        return HTMLResponse(shown(state, state.copy(index).html))
 
     def email_dark_html(state: Snapshot, index: int) -> Response:
-        return HTMLResponse(force_dark(state.copy(index).html))
+        return HTMLResponse(force_dark(shown(state, state.copy(index).html)))
+
+    async def asset(request: Request) -> Response:
+        """One of the articles' images, resized as the email carries it."""
+        build = preview.state.build
+        name = request.path_params["name"]
+        found = next((a for a in build.rendered.newsletter.assets if a.name == name), None) if build else None
+        if found is None:
+            return PlainTextResponse("no such image in the current build", 404, headers=NO_STORE)
+        return Response(found.data, media_type=found.media_type, headers=NO_STORE)
 
     def email_text(state: Snapshot, index: int) -> Response:
         return PlainTextResponse(state.copy(index).text)
@@ -203,6 +217,7 @@ def create_app(preview: Preview, hub: Hub, recipient: int = 0) -> Starlette:
         Route("/headers.txt", part(headers)),
         Route("/message.eml", part(message)),
         Route("/lint.json", part(lint)),
+        Route("/assets/{name}", asset),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -34,8 +34,8 @@ ARTICLE = Path("campaigns/back-pain/article.md")
 SETTINGS = Path("campaigns/back-pain/settings.toml")
 JINJA_ERROR = "templates/partials/footer.mjml.j2:12: No filter named 'shout'."
 MJML_ERROR = ("templates/partials/header.mjml.j2: MJML does not compile at line 39, column 5 of the generated "
-              "email.mjml: unexpected end of stream in root template (<mj-image> cannot be inside <mj-text>, "
-              "whose content is HTML); near '<mj-image src=\"https://willowcreek-acupuncture.example/image'")
+              "email.mjml: unexpected end of stream in root template (<mj-text> cannot be inside <mj-text>, "
+              "whose content is HTML); near '<mj-text css-class=\"footer-text\" align=\"center\" font-size=\"1'")
 SAMPLE_STATUS = [{"label": "sample", "email": "alex.rivera@example.com"}]
 
 

@@ -301,7 +301,7 @@ def read_html(data: bytes, source: str) -> Article:
     canonical = (doc.xpath('//link[@rel="canonical"]/@href') or [None])[0] or _meta(doc, "og:url")
     canonical = str(canonical).strip() if canonical else None
     base = (doc.xpath("//base/@href") or [canonical])[0]
-    walker = Walker(str(base) if base else canonical)
+    walker = Walker(str(base) if base else canonical, folder=Path(source).parent)
     title = _title(doc)
     if not title:
         raise ArticleError("has no title: give the page an <h1> or a <title>", where=source)
@@ -331,7 +331,7 @@ def read_html(data: bytes, source: str) -> Article:
         published = published or (meta.date.value if meta.date else None)
 
     hero_src = _meta(doc, "og:image", "twitter:image")
-    hero = Image(walker.url(hero_src) or hero_src, _meta(doc, "og:image:alt") or title) if hero_src else None
+    hero = Image(walker.image_url(hero_src) or hero_src, _meta(doc, "og:image:alt") or title) if hero_src else None
     first_text = next((page.find(block_text(b)) for b in blocks if not isinstance(b, Image)), None)
     lead_figure = _hero_figure(page, hero, blocks, title_at, first_text.offset if first_text else None)
     if lead_figure is not None:

@@ -7,11 +7,13 @@ fragment, such as raw HTML inside Markdown or a feed entry's content.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
+from pathlib import Path
+from urllib.parse import unquote, urljoin
 
 import lxml.html
 from lxml import etree
 
+from pipeline.content.images import is_local
 from pipeline.content.models import (
     Block,
     Heading,
@@ -47,10 +49,12 @@ class Walker:
     carry the line they start on, counted from `first_line` for a fragment of a larger file.
     """
 
-    def __init__(self, base: str | None, refused: list[RefusedLink] | None = None, first_line: int = 1) -> None:
+    def __init__(self, base: str | None, refused: list[RefusedLink] | None = None, first_line: int = 1,
+                 folder: Path | None = None) -> None:
         self.base = base
         self.refused = refused if refused is not None else []
         self.first_line = first_line
+        self.folder = folder  # the article file's folder, where its own images are
 
     def line(self, el: etree._Element) -> int | None:
         return el.sourceline + self.first_line - 1 if el.sourceline else None
@@ -60,6 +64,15 @@ class Walker:
             return None
         value = value.strip()
         return urljoin(self.base, value) if self.base and value else value
+
+    def image_url(self, value: str | None) -> str | None:
+        """An image's address; a relative path naming a file beside the article stays that path,
+        whatever the page's address (content.images makes it part of the email)."""
+        if value and self.folder is not None and is_local(value):
+            path = unquote(value.strip().split("#", 1)[0].split("?", 1)[0])
+            if path and (self.folder / path).is_file():
+                return value.strip()
+        return self.url(value)
 
     def blocks(self, el: etree._Element) -> list[Block]:
         out: list[Block] = []
@@ -184,7 +197,7 @@ class Walker:
         return spans
 
     def image(self, el: etree._Element) -> Image | None:
-        src = self.url(el.get("src") or el.get("data-src"))
+        src = self.image_url(el.get("src") or el.get("data-src"))
         if not src or unsafe_scheme(src):
             return None
         return Image(src=src, alt=squash(el.get("alt") or ""), caption=el.get("title") or None, line=self.line(el))

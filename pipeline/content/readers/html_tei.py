@@ -178,7 +178,7 @@ class TeiReader:
         return tuple(items)
 
     def image(self, el: etree._Element) -> Image | None:
-        src = self.walker.url(el.get("src"))
+        src = self.walker.image_url(el.get("src"))
         if not src:
             return None
         return Image(src, squash(el.get("alt") or ""), el.get("title") or None)

@@ -7,6 +7,7 @@ whose address could run code are kept as their text alone and reported.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -231,7 +232,9 @@ def read_markdown(text: str, source: str) -> Article:
     hero: Image | None = None
     hero_src = _field(meta, "image", "hero", "hero_image")
     if hero_src:
-        hero = Image(hero_src, _field(meta, "image_alt", "hero_alt") or title)
+        hero_line = next((n for n, row in enumerate(clean(text).split("\n")[:offset], start=1)
+                          if re.match(r"(image|hero|hero_image)\s*:", row)), None)
+        hero = Image(hero_src, _field(meta, "image_alt", "hero_alt") or title, line=hero_line)
     elif blocks and isinstance(blocks[0], Image):
         hero = blocks.pop(0)  # an image straight under the title is the article's hero
 
