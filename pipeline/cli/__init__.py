@@ -40,9 +40,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("sending:status_", "Where each send stands: its subject and content hash, counts per state, bounces "
                                   "and complaints, times, its history (started, paused, reopened for a retry), and "
                                   "failures with the server's replies."),
+    "report": ("report:report", "What readers did with SLUG: opens, clicks, unsubscribes and bounces, by link, hour, "
+                                "segment and time zone, and a subject test's variants; without SLUG, one line per "
+                                "campaign with its rates."),
+    "archive": ("archive:archive", "Write the public archive: a page for each sent campaign, an index, an Atom feed, "
+                                   "a sitemap and the articles' images, to publish at [archive] base_url."),
     "serve": ("serve:serve", "Serve the pages behind every email's unsubscribe and preferences links: one-click "
                              "unsubscribe (RFC 8058), a confirmation page, and topic choices."),
+    "signup-snippet": ("signup:signup_snippet", "Print an HTML signup form to paste into the practice's website; it "
+                                                "posts to <base_url>/subscribe."),
     "bounces": ("bounces:bounces", "Import bounces and complaints."),
+    "worker": ("worker:worker", "Send the batches of deliveries that `campaign send` and the tick hand to the broker "
+                                "([workers] broker), until SIGTERM or Ctrl-C."),
 }
 
 
