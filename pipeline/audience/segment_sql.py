@@ -38,12 +38,14 @@ from pipeline.audience.segment_limits import (
 )
 from pipeline.audience.subscribers import BUILTIN_FIELDS
 from pipeline.db.schema import subscriber_tags, subscribers
+from pipeline.delivery.ledger import received_by
 from pipeline.engagement.segments import FUNCTIONS as ENGAGEMENT
 from pipeline.engagement.segments import condition as engaged_condition
 from pipeline.engagement.segments import problem as engaged_problem
 from pipeline.errors import SegmentError
+from pipeline.settings.tables import SLUG
 
-FUNCTIONS = ("days_ago", "date", "segment", "opened", "clicked")
+FUNCTIONS = ("days_ago", "date", "segment", "received", "opened", "clicked")
 METHODS = ("startswith", "endswith")
 _TEXT = {"first_name": subscribers.c.first_name, "last_name": subscribers.c.last_name,
          "timezone": subscribers.c.timezone, "status": subscribers.c.status}
@@ -231,7 +233,7 @@ class _Compiler:
         if isinstance(node.func, ast.Attribute):
             return self.method(node)
         if not isinstance(node.func, ast.Name):
-            raise self.fail(node, "only days_ago(), date(), segment(), opened() and clicked() can be called")
+            raise self.fail(node, "only days_ago(), date(), segment(), received(), opened() and clicked() can be called")
         name = node.func.id
         if name.startswith("_"):
             raise self.fail(node.func, f"{name!r} is not allowed: names starting with '_' are refused")
@@ -249,6 +251,10 @@ class _Compiler:
             return self.now - timedelta(days=arg)
         if name == "date":
             return self.parse_date(arg, node.args[0])
+        if name == "received":
+            if not isinstance(arg, str) or not SLUG.match(arg):
+                raise self.fail(node.args[0], 'received() takes a campaign name in quotes, such as "back-pain"')
+            return subscribers.c.id.in_(received_by(arg))
         return self.saved_segment(arg, node.args[0], self.calls[node])
 
     def engagement(self, node: ast.Call, name: str) -> sa.ColumnElement[bool]:

@@ -17,12 +17,11 @@ import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.audience.segments import Segment
 from pipeline.audience.subscribers import display_name, merge_values
 from pipeline.audience.unsubscribe_journal import apply_pending_unsubscribes
 from pipeline.db.raw import run_sql
@@ -34,6 +33,9 @@ from pipeline.db.schema import (
     subscribers,
 )
 from pipeline.delivery.sends import SendRow, mark_finished, mark_snapshot
+
+if TYPE_CHECKING:  # a segment is only passed through here; segments compile with received_by below
+    from pipeline.audience.segments import Segment
 
 LEASE = timedelta(minutes=10)
 
@@ -375,3 +377,9 @@ def add_delivery(conn: Connection, send_id: int, subscriber_id: int, due_at: dat
                   sa.literal(now, UTCDateTime))
         .where(~sa.exists().where(deliveries.c.send_id == send_id, deliveries.c.subscriber_id == subscriber_id))))
     return bool(done.rowcount)
+
+
+def received_by(campaign: str) -> sa.Select[tuple[int | None]]:
+    """The subscribers a campaign (any of its sends) was delivered to: `received("slug")` in segments."""
+    return (sa.select(deliveries.c.subscriber_id).select_from(deliveries.join(sends, sends.c.id == deliveries.c.send_id))
+            .where(sends.c.campaign == campaign, deliveries.c.state == "sent"))

@@ -114,12 +114,12 @@ def test_sample_shows_recipients_in_order(people: Store) -> None:
                                             "names starting with '_' are refused"),
     ("city.__class__", "segment expression, column 1: attribute access is not allowed"),
     ('city.upper() == "X"', "segment expression, column 6: .upper() is not allowed"),
-    ("(lambda: True)()", "segment expression, column 1: only days_ago(), date(), segment(), opened() and clicked() "
-                         "can be called"),
+    ("(lambda: True)()", "segment expression, column 1: only days_ago(), date(), segment(), received(), opened() "
+                         "and clicked() can be called"),
     ("lambda: True", "segment expression, column 1: lambda is not allowed in a segment expression"),
     ("[t for t in tags]", "segment expression, column 1: a comprehension is not allowed"),
     ('open("/etc/passwd")', "segment expression, column 1: open() is not allowed (known functions: days_ago(), "
-                            "date(), segment(), opened(), clicked())"),
+                            "date(), segment(), received(), opened(), clicked())"),
     ('city == "a" and 5', "segment expression, column 17: expected a condition here"),
     ('city ==', "segment expression, column 1: invalid syntax"),
     ('tags == "vip"', "segment expression, column 1: tags only works with 'in' and 'not in'"),
@@ -136,3 +136,21 @@ def test_bad_expressions_name_the_column(people: Store, expression: str, message
     with people.reading() as conn, pytest.raises(SegmentError) as caught:
         resolve(conn, expression, SAVED, now=NOW)
     assert str(caught.value).startswith(message)
+
+
+def test_received_selects_who_a_campaign_was_delivered_to(people: Store) -> None:
+    from pipeline.db.schema import deliveries, sends
+
+    with people.transaction() as conn:
+        ids = {s.email.split("@")[0]: s.id for s in (get(conn, address) for address in ("ana@example.com",
+                                                                                "ben@example.com", "cleo@clinic.example"))}
+        for campaign, delivered in (("back-pain", {"ana": "sent", "ben": "failed"}), ("sleep", {"cleo": "sent"})):
+            send_id = conn.execute(sends.insert().values(campaign=campaign, occurrence="", state="sent",
+                                                         created_at=NOW, updated_at=NOW)).inserted_primary_key[0]
+            conn.execute(deliveries.insert(), [{"send_id": send_id, "subscriber_id": ids[name], "state": state,
+                                                "due_at": NOW, "attempts": 1, "updated_at": NOW}
+                                               for name, state in delivered.items()])
+    assert recipients(people, 'received("back-pain")') == ["ana"]  # ben's copy failed
+    assert recipients(people, 'not received("back-pain") and received("sleep")') == ["cleo"]
+    with pytest.raises(SegmentError, match='received\\(\\) takes a campaign name in quotes'):
+        recipients(people, "received(1)")
