@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,10 @@ from pipeline.web.browser import find_chromium
 from tests.smtp_server import SmtpTestServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# A shell that starts the tests in the background (`.ci/run &`, nohup) hands them SIGINT ignored,
+# and every command the tests start would inherit that; the Ctrl-C tests need what a terminal gives.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 ARTICLES = FIXTURES / "articles"
 
 
