@@ -38,7 +38,8 @@ def init(directory: Path) -> None:
 @pass_state
 def new(state: State, slug: str, articles: tuple[Path, ...], subject: str | None, preheader: str | None,
         segment: str | None) -> None:
-    """Create campaigns/SLUG from one or more articles.
+    """Create campaigns/SLUG from one or more articles, copied with the pictures beside them
+    that they show (images/room.jpg).
 
     \b
     Example:
@@ -69,7 +70,9 @@ def _report(findings: list[Finding], strict: bool, err: bool) -> None:
 @click.option("--strict", is_flag=True, help="Fail on lint warnings too.")
 @pass_state
 def render(state: State, slug: str, out: Path | None, as_: str | None, strict: bool) -> None:
-    """Render SLUG to out/SLUG/email.mjml, email.html and email.txt, then lint it.
+    """Render SLUG to out/SLUG/email.mjml, email.html and email.txt, then lint it. The
+    articles' own images go to out/SLUG/assets/, and email.local.html shows the email with them
+    from there (email.html refers to them as readers get them: the archive, or the message).
 
     \b
     Example:

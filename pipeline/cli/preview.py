@@ -34,8 +34,8 @@ DEFAULT_WIDTH = 600
 def preview(state: State, slug: str, port: int, host: str, open_browser: bool, as_: str,
             screenshot: Path | None, width: int | None) -> None:
     """Preview SLUG in your browser: desktop and mobile widths, dark mode, the text part,
-    headers, raw MIME and the lint report. Saving a template, the campaign's settings or its
-    article reloads the page by itself.
+    headers, raw MIME and the lint report. Saving a template, the campaign's settings, its
+    article or a picture beside it reloads the page by itself.
 
     \b
     Examples:

@@ -20,7 +20,10 @@ def serve(state: State, host: str, port: int) -> None:
     unsubscribe (RFC 8058), a confirmation page, and topic choices. Opening a page never
     changes anything; only its buttons (and mail clients' unsubscribe buttons) do. With a
     [signup] section in campaign.toml it also serves the signup form at /subscribe, whose
-    confirmation emails go out at once through --transport.
+    confirmation emails go out at once through --transport. It serves the archive that
+    `campaign archive` last wrote to out/archive at /archive/, and at /view/TOKEN a reader's own
+    copy of a newsletter (never indexed), where "View in your browser" leads for a campaign
+    without an archive page.
 
     \b
     Examples:

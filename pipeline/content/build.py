@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.content.compose import compose
+from pipeline.content.images import shown_locally
 from pipeline.content.lint import Finding, errors, lint
 from pipeline.content.models import Article
 from pipeline.content.render import Rendered, Renderer
@@ -79,12 +80,21 @@ def output_dir(out: Path, slug: str) -> Path:
 
 def write_outputs(built: Build, out: Path, personal: tuple[str, str] | None = None) -> list[Path]:
     """out/SLUG/email.mjml, email.html, email.txt, the articles' own images in assets/, and with
-    `personal` (one recipient's HTML and text) personal.html and personal.txt: all replaced, or none."""
+    `personal` (one recipient's HTML and text) personal.html and personal.txt: all replaced, or none.
+
+    email.html refers to the images where readers' mail clients get them (the archive, or parts of
+    the message); when that is not assets/ beside it, email.local.html is the same email showing
+    them from there, to open in a browser on this machine before the archive is published."""
     target = output_dir(out, built.settings.slug)
+    html, assets = built.rendered.html, built.rendered.newsletter.assets
     files: dict[Path, str | bytes] = {target / "email.mjml": built.rendered.mjml,
-                                      target / "email.html": built.rendered.html, target / "email.txt": built.rendered.text}
-    files.update((target / "assets" / asset.name, asset.data) for asset in built.rendered.newsletter.assets)
+                                      target / "email.html": html, target / "email.txt": built.rendered.text}
+    if any(asset.src != f"assets/{asset.name}" for asset in assets):
+        files[target / "email.local.html"] = shown_locally(html, assets)
+    files.update((target / "assets" / asset.name, asset.data) for asset in assets)
     if personal is not None:
         files[target / "personal.html"], files[target / "personal.txt"] = personal
     write_all_atomic(files)
+    if target / "email.local.html" not in files:
+        (target / "email.local.html").unlink(missing_ok=True)  # an earlier build's, with other images
     return list(files)

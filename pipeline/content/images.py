@@ -39,6 +39,7 @@ MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
 NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*-[0-9a-f]{12}\.(?:jpg|png|gif)$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _READABLE = {"JPEG", "PNG", "WEBP", "GIF"}
+PICTURES = (".jpg", ".jpeg", ".png", ".webp", ".gif")  # the file endings of pictures an article may show
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Asset:
     source: str  # the article file
     line: int | None
     original_width: int
+    file: Path | None = None  # the picture it was made from, which the preview watches
 
     @property
     def media_type(self) -> str:
@@ -219,10 +221,20 @@ def _encode(picture: object, kind: str, icc: bytes | None, original: str) -> _Ma
     return _Made(name, data, picture.width, picture.height, original_width)
 
 
+def _relative(src: str) -> str:
+    """The file path an article's own image address names, relative to the article."""
+    return unquote(src.strip().split("#", 1)[0].split("?", 1)[0])
+
+
+def own_pictures(article: Article) -> list[str]:
+    """The paths, relative to the article, of the picture files it shows, as it names them."""
+    images = [article.hero_image, *(b for b in article.blocks() if isinstance(b, Image))]
+    return list(dict.fromkeys(_relative(i.src) for i in images if i is not None and is_local(i.src)))
+
+
 def _asset(workspace: Workspace, folder: Path, image: Image, source: str) -> Asset:
     where = f"{source}:{image.line}" if image.line else source
-    relative = unquote(image.src.strip().split("#", 1)[0].split("?", 1)[0])
-    path = folder / relative
+    path = folder / _relative(image.src)
     if within(workspace.root, path) is None:
         raise ArticleError(f"image {image.src!r} is outside the workspace {workspace.root}; copy it into the "
                            "campaign's folder", where=where)
@@ -230,7 +242,7 @@ def _asset(workspace: Workspace, folder: Path, image: Image, source: str) -> Ass
         raise ArticleError(f"image {image.src!r} not found: no file {path}", where=where)
     made = make(path.resolve(), image.src, where)
     return Asset(made.name, email_src(workspace, made.name), made.data, made.width, made.height, image.src, source,
-                 image.line, made.original_width)
+                 image.line, made.original_width, path.resolve())
 
 
 def keep(workspace: Workspace, assets: Iterable[Asset]) -> None:

@@ -10,9 +10,11 @@ import lxml.html
 from markupsafe import escape
 
 from pipeline.content.colours import palette
+from pipeline.content.compose import Newsletter
 from pipeline.content.images import MAX_WIDTH, TOTAL_WARNING, Asset
 from pipeline.content.merge import TAG, field_name
 from pipeline.content.mjml_check import check_mjml
+from pipeline.content.models import Image
 from pipeline.content.readers.common import squash
 from pipeline.content.render import Rendered
 from pipeline.settings.workspace import Workspace
@@ -128,14 +130,27 @@ def _link(a: lxml.html.HtmlElement, href: str, rendered: Rendered) -> list[Findi
 
 def _images(doc: lxml.html.HtmlElement, rendered: Rendered) -> list[Finding]:
     found: list[Finding] = []
+    declared = _declared_widths(rendered.newsletter)
     for img in doc.iter("img"):
         src = img.get("src") or ""
         target = _selector("img", "src", src) if src else None
-        found += [replace(finding, target=target) for finding in _image(img, src, rendered)]
+        found += [replace(finding, target=target) for finding in _image(img, src, rendered, declared)]
     return found
 
 
-def _image(img: lxml.html.HtmlElement, src: str, rendered: Rendered) -> list[Finding]:
+def _declared_widths(newsletter: Newsletter) -> dict[str, tuple[int, str | None]]:
+    """The articles' pictures on the web that say how wide they are (an HTML width attribute):
+    address -> (width, the article file and line, when known)."""
+    article = newsletter.article
+    if article is not None:
+        name = Path(article.source).name if article.source else "article"
+        images = [article.hero_image, *(b for b in article.blocks() if isinstance(b, Image))]
+        return {i.src: (i.width, f"{name}:{i.line}" if i.line else name) for i in images if i and i.width}
+    return {e.image.src: (e.image.width, None) for e in newsletter.entries if e.image and e.image.width}
+
+
+def _image(img: lxml.html.HtmlElement, src: str, rendered: Rendered,
+           declared: dict[str, tuple[int, str | None]]) -> list[Finding]:
     """One image's checks."""
     found: list[Finding] = []
     alt = (img.get("alt") or "").strip()
@@ -154,11 +169,19 @@ def _image(img: lxml.html.HtmlElement, src: str, rendered: Rendered) -> list[Fin
         found.append(Finding("warning", "insecure-image", where, f"image {_short(src, 80)} is not https"))
     elif own is None and not src.startswith("https://") and not TAG.search(src):
         found.append(Finding("error", "image-src", where, f"image {_short(src, 80)!r} is not a full https address"))
+    width, source = declared.get(src, (0, None))
+    if own is None and width > MAX_WIDTH:
+        found.append(Finding("warning", "image-width", source or where,
+                             f"image {_short(src, 80)} is {width} px wide (its width attribute); email shows it "
+                             f"at most 600 px wide and readers download all of it: link a copy at most "
+                             f"{MAX_WIDTH} px wide, or keep the file beside the article, where it is resized"))
     return found
 
 
-def _image_files(assets: tuple[Asset, ...]) -> list[Finding]:
-    """The article's own images: wider than email needs (they are scaled down), or heavy in all."""
+def _image_files(assets: tuple[Asset, ...], html: str, embed: bool) -> list[Finding]:
+    """The article's own images the email shows: wider than email needs (they are scaled down), or
+    heavy in all, whether readers' mail clients fetch them or every message carries them."""
+    assets = tuple(a for a in assets if a.src in html)  # a digest shows one picture of each article
     found = [Finding("warning", "image-width", a.where,
                      f"image {a.original!r} is {a.original_width} px wide; it is resized to {a.width} px "
                      "(twice the 600 px column) for email" if a.width < a.original_width else
@@ -167,9 +190,11 @@ def _image_files(assets: tuple[Asset, ...]) -> list[Finding]:
              for a in assets if a.original_width > MAX_WIDTH]
     total = sum(len(a.data) for a in assets)
     if total > TOTAL_WARNING:
+        carried = ("attached to every message ([images] embed), they make each one that much heavier"
+                   if embed else "readers on phones wait for every one")
         found.append(Finding("warning", "image-size", "email.html",
-                             f"the article's images add up to {total / KB / KB:.1f} MB, even resized; readers on "
-                             "phones wait for every one: use fewer or smaller pictures"))
+                             f"the article's images add up to {total / KB / KB:.1f} MB, even resized; {carried}: "
+                             "use fewer or smaller pictures"))
     return found
 
 
@@ -227,7 +252,7 @@ def lint(rendered: Rendered, workspace: Workspace) -> list[Finding]:
     doc = lxml.html.document_fromstring(html)
     findings += _links(doc, rendered)
     findings += _images(doc, rendered)
-    findings += _image_files(newsletter.assets)
+    findings += _image_files(newsletter.assets, html, workspace.images.embed)
 
     unsubscribe_links = [a for a in doc.iter("a") if _has_field(a.get("href") or "", "unsubscribe_url")]
     if not unsubscribe_links:

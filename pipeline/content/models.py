@@ -73,6 +73,9 @@ class Image:
     alt: str
     caption: str | None = None
     line: int | None = _line()
+    # The width in pixels the article declares for it (an HTML width attribute), when it does:
+    # how lint knows a picture on the web is heavier than email needs without fetching it.
+    width: int | None = field(default=None, compare=False, kw_only=True)
 
 
 Block = Heading | Paragraph | ListBlock | Quote | Image

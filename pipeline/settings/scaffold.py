@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pipeline.audience.tokens import create_secret
 from pipeline.content.compose import default_preheader
+from pipeline.content.images import own_pictures
+from pipeline.content.models import Article
 from pipeline.content.readers import read_article
 from pipeline.errors import CampaignError, ConfigError
 from pipeline.files import staged_directory
@@ -58,7 +60,8 @@ def toml_string(value: str) -> str:
 
 def new_campaign(workspace: Workspace, slug: str, articles: Sequence[Path], subject: str | None = None,
                  preheader: str | None = None, segment: str | None = None) -> Path:
-    """Create campaigns/SLUG with a settings file and a copy of each article."""
+    """Create campaigns/SLUG with a settings file and a copy of each article, with the pictures
+    beside it that it shows."""
     check_slug(slug)
     if not articles:
         raise ConfigError("give at least one --article")
@@ -96,9 +99,32 @@ def new_campaign(workspace: Workspace, slug: str, articles: Sequence[Path], subj
         f'# url = "{workspace.brand.website}/book"',
         "",
     ]
+    pictures = _pictures(articles, parsed)
     workspace.campaigns_dir.mkdir(parents=True, exist_ok=True)
     with staged_directory(target) as scratch:
         for path, name in zip(articles, names):
             shutil.copyfile(path, scratch / name)
+        for relative, source in pictures.items():
+            (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, scratch / relative)
         (scratch / SETTINGS_NAME).write_text("\n".join(lines), encoding="utf-8")
     return target
+
+
+def _pictures(articles: Sequence[Path], parsed: Sequence[Article]) -> dict[str, Path]:
+    """The picture files beside the articles that they show (images/room.jpg), to copy with them
+    to the same places. One named by a path out of the article's folder (../photos/a.jpg), or
+    that is not there, is left where it is: building the campaign names it, and its line."""
+    found: dict[str, Path] = {}
+    for path, article in zip(articles, parsed):
+        for relative in own_pictures(article):
+            normal = PurePosixPath(relative)
+            source = path.parent / relative
+            if normal.is_absolute() or ".." in normal.parts or not source.is_file():
+                continue
+            key = normal.as_posix()
+            if key in found and found[key].read_bytes() != source.read_bytes():
+                raise ConfigError(f"{found[key]} and {source} are different pictures that both articles call "
+                                  f"{relative!r}; rename one of them")
+            found.setdefault(key, source)
+    return found

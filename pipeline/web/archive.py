@@ -3,8 +3,9 @@
 A page for each send that has begun (its content is fixed, so the page shows what readers got) and
 for each campaign marked `archive = true` (as it builds now: one sent some other way, say); none
 for a campaign marked `archive = false`. Beside them an index (newest first), an Atom feed, a
-sitemap, and in assets/ the articles' own images: those the pages show, and those of every
-campaign that builds now, so that publishing the archive before a send puts its images online.
+sitemap, and in assets/ the articles' own images: those the pages show, those the messages of
+every send show (a campaign without a page too: its emails fetch them from here), and those of
+every campaign that builds now, so that publishing the archive before a send puts its images online.
 
 The folder is built aside and swapped in whole, so a web server or an rsync never sees half of
 it; the same sends and files give the same bytes. Everything it shows is in archive_pages.
@@ -39,6 +40,7 @@ from pipeline.web.archive_pages import (
     Listed,
     email_page,
     feed,
+    images_shown,
     index_page,
     sitemap,
 )
@@ -89,23 +91,33 @@ def issues(store: Store, workspace: Workspace, notes: list[str]) -> tuple[list[I
     with store.reading() as conn:
         begun = [(send, frozen(conn, send.id)) for send in all_sends(conn) if send.snapshot_at is not None]
     found: list[Issue] = []
+    names: set[str] = set()
     for send, content in begun:
-        if content is None or _archived(workspace, send.campaign) is False:
+        if content is None:
+            continue
+        if _archived(workspace, send.campaign) is False:
+            # No page, but its messages show their pictures from the archive all the same.
+            names.update(images_shown(content.html, workspace.archive.base_url or ""))
             continue
         at = send.started_at or send.snapshot_at
         assert at is not None
         path = archive_path(send.campaign, content.digest if send.occurrence else None)
         found.append(Issue(send.campaign, path, content, at, _day(at, workspace)))
     pages = {issue.path for issue in found}
-    names: set[str] = set()
     for slug in workspace.campaign_slugs():
         try:
             settings = load_campaign(workspace, slug)
-            if settings.archive is False or settings.recurrence:
-                continue
-            built = build(workspace, settings)
         except CampaignError as exc:
             notes.append(f"{slug}: left out, it does not build: {exc}")
+            continue
+        if settings.recurrence:
+            continue
+        try:
+            built = build(workspace, settings)
+        except CampaignError as exc:
+            has_page = settings.archive is not False and archive_path(slug) in pages
+            left_out = "the images it shows now are left out" if settings.archive is False or has_page else "left out"
+            notes.append(f"{slug}: {left_out}, it does not build: {exc}")
             continue
         names.update(asset.name for asset in built.rendered.newsletter.assets)
         if settings.archive and archive_path(slug) not in pages:

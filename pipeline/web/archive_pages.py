@@ -70,6 +70,14 @@ def _asset_name(src: str, base: str) -> str | None:
     return None
 
 
+_SRC = re.compile(r'\ssrc="([^"]+)"')
+
+
+def images_shown(html: str, base: str) -> set[str]:
+    """The names of the articles' own images an email shows (by the archive's address or cid:)."""
+    return {name for src in _SRC.findall(html) if (name := _asset_name(src, base)) is not None}
+
+
 def _text_before(element: lxml.html.HtmlElement) -> tuple[lxml.html.HtmlElement, str]:
     """The element holding the text just before `element` (a sibling's tail, or the parent's
     text), and the name of that attribute."""

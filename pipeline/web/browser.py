@@ -235,11 +235,16 @@ def headless_chromium(timeout: float = TIMEOUT) -> Iterator[Chromium]:
         yield browser
 
 
-def screenshot_html(html: str, width: int) -> bytes:
-    """A PNG of an HTML document laid out width CSS pixels wide, as tall as its content."""
+def screenshot_html(html: str, width: int, beside: dict[str, bytes] | None = None) -> bytes:
+    """A PNG of an HTML document laid out width CSS pixels wide, as tall as its content; `beside`
+    holds files its relative addresses name (assets/NAME: bytes)."""
     with tempfile.TemporaryDirectory(prefix="campaign-shot-") as folder, headless_chromium() as browser:
         page = Path(folder) / "email.html"
         page.write_text(html, encoding="utf-8")
+        for relative, data in (beside or {}).items():
+            path = Path(folder, relative)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         browser.set_viewport(width, _LOAD_HEIGHT)
         browser.open(page.as_uri())
         height = browser.evaluate(

@@ -19,6 +19,7 @@ from pipeline.audience.recipients import Recipient, preview_recipients, sample_r
 from pipeline.audience.segments import segment_or_everyone
 from pipeline.audience.tokens import Tokens
 from pipeline.content.build import Build, build_campaign
+from pipeline.content.images import PICTURES, shown_locally
 from pipeline.content.render import Renderer
 from pipeline.db.engine import Store
 from pipeline.delivery.mime import MessageFactory
@@ -93,6 +94,7 @@ class Preview:
         self._recipients = recipients or (lambda: [sample_recipient()])
         self.tokens = Tokens.of_workspace(workspace.root)
         self._articles: tuple[Path, ...] = ()
+        self._images: frozenset[Path] = frozenset()  # the picture files of the last build that had them
         self._lock = threading.Lock()
         self.state = Snapshot(0, None, None, ())
         self.rebuild()
@@ -106,6 +108,7 @@ class Preview:
                 self._articles = load_campaign(self.workspace, self.slug).articles
                 # A fresh Renderer: a shared one could serve its cached copy of a template just edited.
                 build = build_campaign(self.workspace, self.slug, Renderer(self.workspace, fresh=True))
+                self._images = frozenset(a.file for a in build.rendered.newsletter.assets if a.file)
                 personaliser = Personaliser(self.workspace, build.content, self.slug, self.tokens)
                 factory, error = MessageFactory(personaliser, 0), None
             except CampaignError as exc:
@@ -119,7 +122,8 @@ class Preview:
 
     def watch_roots(self) -> list[Path]:
         """Folders whose changes can alter the email; an article may live outside the campaign's."""
-        candidates = [self.workspace.templates_dir, self.campaign_dir, *(a.parent for a in self._articles)]
+        candidates = [self.workspace.templates_dir, self.campaign_dir, *(a.parent for a in self._articles),
+                      *(image.parent for image in self._images)]
         roots: list[Path] = []
         for path in sorted({p.resolve() for p in candidates if p.is_dir()}):
             if not any(path.is_relative_to(root) for root in roots):
@@ -127,18 +131,25 @@ class Preview:
         return roots
 
     def is_watched(self, path: Path) -> bool:
-        """Whether a changed file feeds the build: a template, the settings or an article."""
+        """Whether a changed file feeds the build: a template, the settings, an article or one of
+        its pictures (one it shows, or any beside it: a missing picture put in place counts too)."""
         path = path.resolve()
         if path.is_relative_to(self.workspace.templates_dir.resolve()):
             return True
         if path == (self.campaign_dir / SETTINGS_NAME).resolve():
             return True
-        return path in {a.resolve() for a in self._articles}
+        articles = {a.resolve() for a in self._articles}
+        if path in articles or path in self._images:
+            return True
+        return path.suffix.lower() in PICTURES and any(path.is_relative_to(a.parent) for a in articles)
 
     def screenshot(self, who: str, width: int) -> bytes:
-        """A PNG of WHO's copy at width CSS pixels, as tall as the email; a failed build is raised."""
+        """A PNG of WHO's copy at width CSS pixels, as tall as the email, its articles' pictures
+        shown from this machine; a failed build is raised."""
         state = self.state
-        return screenshot_html(state.copy(find_recipient(state.recipients, who)).html, width)
+        assets = state.built()[0].rendered.newsletter.assets
+        html = shown_locally(state.copy(find_recipient(state.recipients, who)).html, assets)
+        return screenshot_html(html, width, {f"assets/{a.name}": a.data for a in assets})
 
 
 def message_headers(message: bytes) -> str:

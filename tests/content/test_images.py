@@ -13,6 +13,7 @@ from pipeline.content.build import build_campaign
 from pipeline.content.images import MAX_WIDTH, STORE, is_local
 from pipeline.content.readers import read_article
 from pipeline.errors import ArticleError
+from pipeline.settings.scaffold import new_campaign
 from pipeline.settings.workspace import Workspace, load_workspace
 from tests.conftest import Campaign, edit
 
@@ -193,28 +194,78 @@ def test_embedding_refers_to_images_by_content_id(workspace_dir: Path) -> None:
     assert not [f for f in built.findings if f.level == "error"]
 
 
-def test_lint_warns_when_the_images_add_up_to_more_than_a_megabyte(workspace_dir: Path) -> None:
+@pytest.mark.parametrize(("embed", "carried"), [
+    (False, "readers on phones wait for every one"),
+    (True, "attached to every message ([images] embed), they make each one that much heavier"),
+])
+def test_lint_warns_when_the_images_add_up_to_more_than_a_megabyte(workspace_dir: Path, embed: bool,
+                                                                   carried: str) -> None:
     # Noise does not compress: three of these are well over 1 MB even at 1200 px.
     for n in range(3):
         Image.effect_noise((1200, 900), 120).convert("RGB").save(
             workspace_dir / f"campaigns/back-pain/noise{n}.png")
     add_image(workspace_dir, "\n\n".join(f"![Static on a screen {n}](noise{n}.png)" for n in range(3)))
-    built = build_campaign(with_archive(workspace_dir), "back-pain")
-    (size,) = [f for f in built.findings if f.code == "image-size"]
-    assert size.level == "warning" and size.where == "email.html"
-    assert "MB, even resized" in size.message
+    built = build_campaign(with_archive(workspace_dir, "[images]\nembed = true\n" if embed else ""), "back-pain")
+    assets = built.rendered.newsletter.assets
+    assert len(assets) == 3 and all(a.src.startswith("cid:" if embed else BASE) for a in assets)
+    total = sum(len(a.data) for a in assets) / 1024 / 1024
+    assert total > 1
+    assert [str(f) for f in built.findings if f.code == "image-size"] == [
+        f"warning: email.html: the article's images add up to {total:.1f} MB, even resized; {carried}: "
+        "use fewer or smaller pictures [image-size]"]
+    # One smaller picture is under the limit.
+    for n in (1, 2):
+        edit(workspace_dir / ARTICLE, f"![Static on a screen {n}](noise{n}.png)", "")
+    Image.effect_noise((600, 400), 120).convert("RGB").save(workspace_dir / "campaigns/back-pain/noise0.png")
+    assert not [f for f in build_campaign(load_workspace(workspace_dir), "back-pain").findings if f.code == "image-size"]
 
 
-def test_render_writes_the_images_beside_the_email(campaign: Campaign) -> None:
+def test_lint_warns_on_a_picture_on_the_web_that_says_it_is_wider_than_email_needs(workspace_dir: Path) -> None:
+    add_image(workspace_dir, '<img src="https://willowcreek-acupuncture.example/images/hall.jpg" width="2400" '
+                             'height="1600" alt="Our waiting hall">\n\n'
+                             '<img src="https://willowcreek-acupuncture.example/images/desk.jpg" width="1200" '
+                             'alt="The front desk">\n\n'
+                             '<img src="https://willowcreek-acupuncture.example/images/tea.jpg" width="100%" '
+                             'alt="A cup of tea">')
+    built = build_campaign(load_workspace(workspace_dir), "back-pain")
+    line = line_of(workspace_dir / ARTICLE, "hall.jpg")
+    warned = [f for f in built.findings if f.code == "image-width"]
+    assert [str(f) for f in warned] == [
+        f"warning: article.md:{line}: image https://willowcreek-acupuncture.example/images/hall.jpg is 2400 px wide "
+        "(its width attribute); email shows it at most 600 px wide and readers download all of it: link a copy at "
+        "most 1200 px wide, or keep the file beside the article, where it is resized [image-width]"]
+    assert warned[0].target == 'img[src^="https://willowcreek-acupuncture.example/images/hall.jpg"]'
+    assert not [f for f in built.findings if f.level == "error"]
+
+
+def test_html_readers_keep_the_width_an_image_declares() -> None:
+    # A saved WordPress page, read through trafilatura: its <img width="496"> pictures.
+    read = read_article(Path(__file__).parents[1] / "fixtures" / "pages" / "fashion-linen.html")
+    widths = {b.src.rsplit("/", 1)[1]: b.width for b in read.blocks() if hasattr(b, "src")}
+    assert widths["linen-denim-front.jpg"] == 496 and widths["linen-denim-back.jpg"] == 496
+
+
+def test_render_writes_the_images_beside_the_email_and_a_copy_that_shows_them(campaign: Campaign) -> None:
     photo(campaign.root / "campaigns/back-pain/images/room.jpg", (1600, 1000))
     add_image(campaign.root, "![Our quiet treatment room](images/room.jpg)")
     with_archive(campaign.root)
     result = campaign("render", "back-pain")
     assert result.exit_code == 0, result.stderr
-    (written,) = (campaign.root / "out/back-pain/assets").iterdir()
+    out = campaign.root / "out/back-pain"
+    (written,) = (out / "assets").iterdir()
     assert Image.open(written).size == (1200, 750)
-    assert f"out/back-pain/assets/{written.name}" in result.stdout
+    assert result.stdout.splitlines() == [str(out / name) for name in (
+        "email.mjml", "email.html", "email.txt", "email.local.html", f"assets/{written.name}")]
     assert written.read_bytes() == (campaign.root / STORE / written.name).read_bytes()
+    # email.html as readers get it; email.local.html the same email, its picture from assets/ beside it.
+    html = (out / "email.html").read_text(encoding="utf-8")
+    local = (out / "email.local.html").read_text(encoding="utf-8")
+    assert f'src="{BASE}/assets/{written.name}"' in html
+    assert local == html.replace(f"{BASE}/assets/{written.name}", f"assets/{written.name}")
+    # Without the picture in the article, there is nothing to show locally: no stale copy is left.
+    edit(campaign.root / ARTICLE, "![Our quiet treatment room](images/room.jpg)", "")
+    assert campaign("render", "back-pain").exit_code == 0
+    assert not (out / "email.local.html").exists()
 
 
 @pytest.mark.parametrize(("src", "local"), [
@@ -224,3 +275,64 @@ def test_render_writes_the_images_beside_the_email(campaign: Campaign) -> None:
 ])
 def test_which_addresses_are_the_articles_own_files(src: str, local: bool) -> None:
     assert is_local(src) is local
+
+
+def test_a_broken_image_stops_render_and_send_with_one_line_and_nothing_written(campaign: Campaign) -> None:
+    room = photo(campaign.root / "campaigns/back-pain/images/room.jpg", (900, 600))
+    add_image(campaign.root, "![Our quiet treatment room](images/room.jpg)")
+    with_archive(campaign.root)
+    assert campaign("render", "back-pain").exit_code == 0
+    out = campaign.root / "out" / "back-pain"
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    room.write_bytes(b"GIF89a, or so it says")
+    article = campaign.root / ARTICLE
+    expected = (f"campaign: error: {article}:{line_of(article, 'images/room.jpg')}: image 'images/room.jpg' cannot be "
+                f"read as an image (cannot identify image file '{room}')\n")
+    for command in (("render", "back-pain"), ("lint", "back-pain"), ("send", "back-pain", "--yes")):
+        result = campaign(*command)
+        assert (result.exit_code, result.stdout, result.stderr) == (1, "", expected), command
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert not (campaign.root / "outbox").exists()
+
+
+def test_a_digest_is_linted_for_the_pictures_it_shows_not_every_one_of_its_articles(workspace_dir: Path) -> None:
+    # A digest shows each article's first picture; the second one here is made but never shown.
+    folder = workspace_dir / "drafts"
+    for name in ("water", "tea"):
+        photo(folder / f"{name}-shown.jpg", (2000, 1000))
+        photo(folder / f"{name}-hidden.jpg", (3000, 1000))
+        (folder / f"{name}.md").write_text(
+            f"# All about {name}\n\nA lead paragraph about {name}, long enough to say something.\n\n"
+            f"![A picture of {name}]({name}-shown.jpg)\n\nMore words about {name}.\n\n"
+            f"![Another picture of {name}]({name}-hidden.jpg)\n", encoding="utf-8")
+    workspace = with_archive(workspace_dir)
+    new_campaign(workspace, "digest", [folder / "water.md", folder / "tea.md"], "Water and tea this season")
+    built = build_campaign(workspace, "digest")
+    assert built.settings.template == "digest"
+    assert [f.message for f in built.findings if f.code == "image-width"] == [
+        f"image '{name}-shown.jpg' is 2000 px wide; it is resized to 1200 px (twice the 600 px column) for email"
+        for name in ("water", "tea")]
+
+
+def test_new_copies_the_pictures_an_article_shows_with_it(campaign: Campaign, tmp_path: Path) -> None:
+    blog = tmp_path / "blog"
+    room = photo(blog / "images" / "room.jpg", (1600, 1000))
+    photo(blog / "unrelated.jpg", (300, 200))
+    photo(tmp_path / "elsewhere.jpg", (300, 200))
+    (blog / "room.md").write_text("# Our new treatment room\n\nWe moved, and the new room is quieter than ever.\n\n"
+                                  "![Our quiet treatment room](images/room.jpg)\n\n"
+                                  "![A picture from elsewhere](../elsewhere.jpg)\n", encoding="utf-8")
+    with_archive(campaign.root)
+    result = campaign("new", "room", "--article", str(blog / "room.md"))
+    assert result.exit_code == 0, result.stderr
+    folder = campaign.root / "campaigns" / "room"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "images/room.jpg", "room.md", "settings.toml"]
+    assert (folder / "images" / "room.jpg").read_bytes() == room.read_bytes()
+    # The one named out of the article's folder stays where it is; building says so, with its line.
+    rendered = campaign("render", "room")
+    assert (rendered.exit_code, rendered.stderr) == (1, f"campaign: error: {folder / 'room.md'}:7: image "
+                                                        f"'../elsewhere.jpg' not found: no file {folder}/../"
+                                                        "elsewhere.jpg\n")
+    edit(folder / "room.md", "![A picture from elsewhere](../elsewhere.jpg)\n", "")
+    assert campaign("render", "room").exit_code == 0

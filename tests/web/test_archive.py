@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import feedparser
 import lxml.html
 import pytest
+from PIL import Image
 
 from pipeline.audience.recipients import sample_recipient
 from pipeline.audience.subscribers import Changes, add
@@ -151,10 +152,42 @@ def test_archive_false_keeps_a_campaign_out_and_true_brings_one_in_unsent(sent: 
 
     edit(sent.root / "campaigns/back-pain/settings.toml", 'template = "newsletter"',
          'template = "newsletter"\narchive = false')
-    assert sent("archive").exit_code == 0
+    assert sent("archive", "--check").exit_code == 0
     assert not (folder / "back-pain").exists()
-    assert 'href="back-pain/"' not in (folder / "index.html").read_text()
-    assert not (folder / "assets").exists()  # nor its image: nothing of it is published
+    for listing in ("index.html", "feed.xml", "sitemap.xml"):
+        assert "back-pain/" not in (folder / listing).read_text(), listing
+    # No page, but the pictures its readers' messages show are still where those messages fetch them.
+    for message in messages(sent):
+        (src,) = [i.get("src") for i in lxml.html.document_fromstring(html_of(message)).iter("img")
+                  if "/assets/" in (i.get("src") or "")]
+        assert (folder / src.removeprefix(f"{BASE}/")).is_file()
+    assert [p.name for p in (folder / "assets").iterdir()] == [src.rsplit("/", 1)[1]]
+
+
+def test_a_campaign_sent_with_archive_false_has_no_page_but_its_images_are_published(campaign: Campaign) -> None:
+    photo(campaign.root / "campaigns/back-pain/images/desk.png", (1500, 500), "PNG")
+    add_image(campaign.root, "![The front desk](images/desk.png)")
+    with_archive(campaign.root)
+    edit(campaign.root / "campaigns/back-pain/settings.toml", 'template = "newsletter"',
+         'template = "newsletter"\narchive = false')
+    subscribe(campaign)
+    assert campaign("send", "back-pain", "--yes").exit_code == 0
+    (campaign.root / "campaigns/back-pain/images/desk.png").unlink()  # it no longer builds: the send's copy counts
+    result = campaign("archive", "--check")
+    assert result.exit_code == 0, result.stderr
+    line = next(n for n, text in enumerate((campaign.root / ARTICLE).read_text().split("\n"), 1) if "desk.png" in text)
+    folder = campaign.root / "campaigns" / "back-pain"
+    assert result.stderr.splitlines() == [
+        f"campaign: note: back-pain: the images it shows now are left out, it does not build: "
+        f"{folder}/article.md:{line}: image 'images/desk.png' not found: no file {folder}/images/desk.png",
+        "archive: 0 page(s), 1 image(s), checked"]
+    folder = campaign.root / "out" / "archive"
+    assert not (folder / "back-pain").exists()
+    for message in messages(campaign):
+        doc = lxml.html.document_fromstring(html_of(message))
+        assert "/view/" in next(a.get("href") for a in doc.find_class("view-link"))  # the reader's own copy
+        (src,) = [i.get("src") for i in doc.iter("img") if "/assets/" in (i.get("src") or "")]
+        assert Image.open(folder / src.removeprefix(f"{BASE}/")).size == (1200, 400)
 
 
 def test_pages_are_newest_first_by_the_day_their_send_began(campaign: Campaign) -> None:

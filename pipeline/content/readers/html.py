@@ -36,7 +36,7 @@ from pipeline.content.models import (
     group_sections,
 )
 from pipeline.content.readers.common import clean, decode, parse_date, squash
-from pipeline.content.readers.html_blocks import Walker, tag_name
+from pipeline.content.readers.html_blocks import Walker, declared_width, tag_name
 from pipeline.content.readers.html_clean import (
     block_text,
     bold_headings,
@@ -184,6 +184,7 @@ def _article_blocks(page: Page, text: str, title_at: int | None,
     captions = {}
     for i, item in enumerate(kept):
         if isinstance(item.block, Image) and item.element is not None and tag_name(item.element) == "img":
+            blocks[i] = replace(blocks[i], width=declared_width(item.element))
             found_caption = caption(item.element)
             if found_caption:
                 captions[i] = found_caption

@@ -200,18 +200,28 @@ class Walker:
         src = self.image_url(el.get("src") or el.get("data-src"))
         if not src or unsafe_scheme(src):
             return None
-        return Image(src=src, alt=squash(el.get("alt") or ""), caption=el.get("title") or None, line=self.line(el))
+        return Image(src=src, alt=squash(el.get("alt") or ""), caption=el.get("title") or None, line=self.line(el),
+                     width=declared_width(el))
 
     def figure(self, el: etree._Element) -> list[Block]:
         caption_el = next((c for c in el.iter() if tag_name(c) == "figcaption"), None)
         caption = squash(_text(caption_el)) if caption_el is not None else None
         imgs = [self.image(c) for c in el.iter() if tag_name(c) == "img"]
         out: list[Block] = [
-            Image(i.src, i.alt or (caption or ""), caption or i.caption, line=i.line) for i in imgs if i
+            Image(i.src, i.alt or (caption or ""), caption or i.caption, line=i.line, width=i.width) for i in imgs if i
         ]
         if caption and not out:
             out.append(Paragraph((Span(caption),), line=self.line(el)))
         return out
+
+
+_PIXELS = re.compile(r"^\s*(\d{1,6})\s*(?:px)?\s*$", re.IGNORECASE)
+
+
+def declared_width(img: etree._Element) -> int | None:
+    """The width in pixels an <img> declares (width="1600"), or None: a percentage or nothing."""
+    found = _PIXELS.match(img.get("width") or "")
+    return int(found.group(1)) if found else None
 
 
 def _has_block_child(el: etree._Element) -> bool:
