@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -43,6 +42,7 @@ from pipeline.engagement.policy import TrackingPlan
 from pipeline.engagement.tokens import TrackingTokens
 from pipeline.settings.scaffold import init_workspace
 from pipeline.settings.workspace import load_workspace
+from postgres import postgres_schema  # benchmarks/ is on the path when a script runs
 
 FIRST = ["Ana", "Ben", "Chloé", "Dev", "Emma", "Farid", "Grace", "Hiro", "Inès", "Jamal", "Kai", "Lena"]
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -264,21 +264,6 @@ def report_time(folder: Path, name: str, db_url: str, messages: int, events: int
     print(f"3. report on {name}: {events:,} events of {messages:,} messages, figures and a {len(html) / 1024:.0f} KB "
           f"HTML page in {best:.2f} s (best of 3; first {timings[0]:.2f} s); target < 2 s: "
           f"{'meets' if best < 2 else 'MISSES'}")
-
-
-@contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def main() -> int:

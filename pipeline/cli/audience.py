@@ -11,9 +11,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.audience.access import access_report, report_lines
-from pipeline.audience.export import write_csv, write_jsonl
-from pipeline.audience.importing.write import ImportOptions, import_csv
 from pipeline.audience.segments import Segment, count, resolve, sample
 from pipeline.audience.subscribers import (
     Changes,
@@ -78,6 +75,8 @@ def import_(state: State, file: Path, tags: tuple[str, ...], update: bool, dry_r
     Example:
       campaign subscribers import patients.csv --tag patients
     """
+    from pipeline.audience.importing.write import ImportOptions, import_csv  # its own stage: loaded when used
+
     options = ImportOptions(tags=tags, update=update, dry_run=dry_run, status=status, resubscribe=resubscribe)
     store = state.store
     size = file.stat().st_size if file.is_file() else 0
@@ -116,6 +115,8 @@ def export(state: State, segment: str | None, fmt: str, output: Path | None) -> 
     Example:
       campaign subscribers export --segment back-pain > back-pain.csv
     """
+    from pipeline.audience.export import write_csv, write_jsonl
+
     writer = write_csv if fmt == "csv" else write_jsonl
     with state.store.reading() as conn:
         chosen = _segment(state, conn, segment)
@@ -163,6 +164,8 @@ def show(state: State, email: str, as_json: bool) -> None:
       campaign subscribers show ana@example.com
       campaign subscribers show ana@example.com --json > ana.json
     """
+    from pipeline.audience.access import access_report, report_lines  # reads sends and tracking too
+
     with state.store.reading() as conn:
         report = access_report(conn, email)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else "\n".join(report_lines(report)))

@@ -3,8 +3,7 @@ SQLAlchemy's per-statement work costs more than the statement: sending and bulk 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.clock import sql_time
-from pipeline.db.schema import UTCDateTime, signed_up_index
+from pipeline.db.schema import UTCDateTime
 
 
 def _driver_params(postgres: bool, params: Sequence[Any]) -> tuple[Any, ...]:
@@ -87,17 +86,3 @@ def insert_many(conn: Connection, table: sa.Table, names: Sequence[str], rows: S
         marks.append("%s" + cast if postgres else "?")
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
     conn.exec_driver_sql(sql, list(rows))
-
-
-@contextmanager
-def bulk_load(conn: Connection) -> Iterator[None]:
-    """Around a large import on SQLite: the signup-date index, which nothing reads during an
-    import, is dropped and built again at the end (sorting once beats a million random index
-    inserts). Both happen inside the import's transaction, so a failure restores it. On
-    PostgreSQL, dropping an index would lock out readers, so nothing changes there."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    signed_up_index.drop(conn)
-    yield
-    signed_up_index.create(conn)

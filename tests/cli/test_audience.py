@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import Campaign
@@ -126,3 +128,19 @@ def test_files_that_cannot_be_read_or_written_are_one_line_errors(campaign: Camp
     assert (unwritable.exit_code, unwritable.stderr) == (
         1, "campaign: error: /proc/nope/x.csv: cannot write: No such file or directory\n")
     assert campaign("subscribers", "count").stdout.startswith("subscribed\t0\n")  # nothing was imported
+
+
+def test_counting_a_segment_loads_only_what_counting_needs(campaign: Campaign) -> None:
+    # `segments count` is run by hand and by scripts; importing, exporting and the access report
+    # are stages of their own, loaded only by the commands that use them.
+    probe = ("import json, sys\n"
+             "from pipeline.cli import cli\n"
+             f"try:\n    cli(['--workspace', {str(campaign.root)!r}, 'segments', 'count', '\"vip\" in tags'],"
+             " prog_name='campaign')\n"
+             "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+             "unneeded = ('trafilatura', 'lxml', 'mjml', 'dkim', 'apscheduler', 'jinja2', 'markdown_it',\n"
+             "            'pipeline.audience.importing', 'pipeline.audience.export', 'pipeline.audience.access',\n"
+             "            'pipeline.content.build', 'pipeline.delivery.mime')\n"
+             "print(json.dumps(sorted({m for m in sys.modules if m.startswith(unneeded)})))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["0", "[]"]

@@ -13,7 +13,7 @@ import codecs
 import csv
 import itertools
 import json
-import re
+import operator
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,10 +128,15 @@ class _Columns:
             found = ", ".join(repr(h) for h in header[:8]) or "nothing"
             raise ImportFailed(f"no email column (the header has {found}); name one 'email' or 'Email Address'",
                                where=path)
+        self.names = tuple(self.roles)
+        indexes = tuple(self.roles.values())
+        # itemgetter with one index returns the cell itself, not a 1-tuple
+        self.cells_of = operator.itemgetter(*indexes) if len(indexes) > 1 else lambda cells: (cells[indexes[0]],)
 
     def pick(self, cells: list[str]) -> dict[str, str]:
-        """The row's non-empty cells by role, in one pass (this runs once per row)."""
-        return {role: value for role, index in self.roles.items() if (value := cells[index].strip())}
+        """The row's cells by role, stripped, empty ones as "" (this runs once per row, so
+        it is all done in C: a getter, map and zip)."""
+        return dict(zip(self.names, map(str.strip, self.cells_of(cells))))
 
 
 def _sniff_delimiter(first_line: str) -> str:
@@ -196,25 +201,32 @@ def _decoded_lines(raw: BinaryIO) -> Iterator[str]:
 
 
 _json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps without its per-call set-up
-_PLAIN_UTC = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
 
 def _sql_time(text: str) -> str:
-    """An import's time as the database stores it. Mailchimp's "2025-03-14 09:30:00" is UTC
-    already and goes through as text once checked (a million rows have two each); anything
-    else is parsed properly. Raises ValueError for what is not a time."""
-    text = text.strip()
-    if len(text) == 19 and _PLAIN_UTC.fullmatch(text):
-        datetime.fromisoformat(text)  # a real date and time, not 2025-02-30
-        return f"{text[:10]} {text[11:]}.000000"
-    return sql_time(parse_utc(text))
+    """An import's time as the database stores it; without an offset (Mailchimp's
+    "2025-03-14 09:30:00") it is UTC already. Raises ValueError for what is not a time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = parse_utc(text)  # what fromisoformat alone does not take
+    if moment.tzinfo is None:  # a million rows have two each: straight to text, no time zone arithmetic
+        if len(text) == 19 and text[4] == text[7] == "-" and text[10] in " T":  # 2025-03-14 09:30:00
+            return f"{text[:10]} {text[11:]}.000000"
+        return moment.isoformat(" ", "microseconds")
+    return sql_time(moment)
 
 
 # Names, tags and field values repeat a great deal across a list; each distinct one is worked
 # out once. (lru_cache does not keep exceptions, so a bad value is reported on every row.)
 _clean = lru_cache(maxsize=65536)(clean_text)
 _clean_ip = lru_cache(maxsize=65536)(clean_ip)
-_value = lru_cache(maxsize=65536)(field_value)
+
+
+@lru_cache(maxsize=65536)
+def _field_json(name: str, cell: str) -> str:
+    """One custom field as it appears in the stored JSON object: '"city": "Portland"'."""
+    return f"{_json(name)}: {_json(field_value(cell.replace(chr(0), '') if chr(0) in cell else cell))}"
 
 
 @lru_cache(maxsize=4096)
@@ -289,16 +301,20 @@ class Parser:
         batch = Parsed([], [], [], set(), 0)
         width = len(columns.header)
         for cells in reader:
-            if not cells or not "".join(cells).strip():
+            if not cells:
                 continue
             line = reader.line_num
             try:
                 if len(cells) != width:
+                    if not "".join(cells).strip():
+                        continue
                     if len(cells) > width and not any(c.strip() for c in cells[width:]):
                         cells = cells[:width]  # spreadsheets often add empty trailing cells
                     else:
                         raise _Reject(f"has {len(cells)} fields, the header has {width}")
-                batch.records.append(self._record(line, cells, columns, batch.fields))
+                record = self._record(line, cells, columns, batch.fields)
+                if record is not None:  # None: a row of blank cells
+                    batch.records.append(record)
             except _Reject as exc:
                 batch.rejects.append((cells, f"line {line}: {exc}"))
             if len(batch.records) + len(batch.rejects) >= BATCH:
@@ -311,14 +327,16 @@ class Parser:
         batch.position = raw.tell()
         return batch
 
-    def _record(self, line: int, cells: list[str], columns: _Columns, names: set[str]) -> Record:
+    def _record(self, line: int, cells: list[str], columns: _Columns, names: set[str]) -> Record | None:
         if max(map(len, cells)) > MAX_CELL:
             index = next(i for i, cell in enumerate(cells) if len(cell) > MAX_CELL)
             raise _Reject(f"cell {columns.header[index]!r} is {len(cells[index]):,} characters long "
                           f"(the limit is {MAX_CELL:,})")
         values = columns.pick(cells)
-        raw_email = values.get("email")
+        raw_email = values["email"]
         if not raw_email:
+            if not "".join(cells).strip():
+                return None
             raise _Reject("no email address")
         try:
             email = normalize_email(raw_email)
@@ -328,63 +346,67 @@ class Parser:
         if key in self.seen:
             raise _Reject(f"duplicate of an earlier row for {email}")
         status = self.status
-        if status is None and "status" in values:
+        if status is None and values.get("status"):
             word = values["status"].lower()
             if word not in STATUS_WORDS:
                 raise _Reject(f"unknown status {word!r}")
             status = STATUS_WORDS[word]
-        first_name = _clean(values["first_name"]) if "first_name" in values else None
-        last_name = _clean(values["last_name"]) if "last_name" in values else None
-        if "name" in values and not (first_name or last_name):
-            first, _, rest = (_clean(values["name"]) or "").partition(" ")
+        get = values.get
+        first_name = _clean(cell) if (cell := get("first_name")) else None
+        last_name = _clean(cell) if (cell := get("last_name")) else None
+        if (cell := get("name")) and not (first_name or last_name):
+            first, _, rest = (_clean(cell) or "").partition(" ")
             first_name, last_name = first or None, rest or None
-        tags = _tags(values["tags"]) if "tags" in values else frozenset()
+        tags = _tags(cell) if (cell := get("tags")) else frozenset()
         if self.extra_tags:
             tags = tags | self.extra_tags
         timezone = None
-        if "timezone" in values:
-            timezone = canonical_timezone(values["timezone"])
+        if cell := get("timezone"):
+            timezone = canonical_timezone(cell)
             if timezone is None:
                 self.warn(f"{self.path.name} line {line}: unknown timezone "
-                          f"{clean_text(values['timezone'])!r} dropped; the subscriber was kept")
-        fields = _attributes(values["attributes"]) if "attributes" in values else {}
-        for name, index in columns.custom:
-            value = cells[index].strip()
-            if value:
-                fields[name] = _value(value.replace("\x00", "") if "\x00" in value else value)
-        if fields:
-            names.update(fields)
+                          f"{clean_text(cell)!r} dropped; the subscriber was kept")
+        fields_json = "{}"
+        if cell := get("attributes"):
+            fields = _attributes(cell)
+            for name, index in columns.custom:
+                if value := cells[index].strip():
+                    fields[name] = field_value(value.replace("\x00", ""))
+            if fields:
+                names.update(fields)
+                fields_json = _json(fields)
+        elif columns.custom:
+            parts = []
+            for name, index in columns.custom:
+                if value := cells[index].strip():
+                    parts.append(_field_json(name, value))
+                    names.add(name)
+            if parts:
+                fields_json = "{" + ", ".join(parts) + "}"  # what _json() makes of the same dict
         self.seen.add(key)
-        optin = self._time(values, line, "optin_time") if "optin_time" in values else None
-        confirm = self._time(values, line, "confirm_time") if "confirm_time" in values else None
-        ips = [self._ip(values, line, role) for role in ("optin_ip", "confirm_ip")]
+        optin = self._time(line, "optin_time", cell) if (cell := get("optin_time")) else None
+        confirm = self._time(line, "confirm_time", cell) if (cell := get("confirm_time")) else None
+        optin_ip = self._ip(line, "optin_ip", cell) if (cell := get("optin_ip")) else None
+        confirm_ip = self._ip(line, "confirm_ip", cell) if (cell := get("confirm_ip")) else None
         return Record(
-            line, cells, email, key, status, first_name, last_name, tags,
-            _json(fields) if fields else "{}", timezone,
-            _clean(values["consent_source"]) if "consent_source" in values else None,
-            confirm or optin or self._time(values, line, "consent_at"),
-            self._time(values, line, "signed_up") or optin or self._time(values, line, "created_at"),
-            (optin, ips[0], confirm, ips[1]) if optin or confirm or any(ips) else None,
+            line, cells, email, key, status, first_name, last_name, tags, fields_json, timezone,
+            _clean(cell) if (cell := get("consent_source")) else None,
+            confirm or optin or (self._time(line, "consent_at", cell) if (cell := get("consent_at")) else None),
+            (self._time(line, "signed_up", cell) if (cell := get("signed_up")) else None) or optin
+            or (self._time(line, "created_at", cell) if (cell := get("created_at")) else None),
+            (optin, optin_ip, confirm, confirm_ip) if optin or confirm or optin_ip or confirm_ip else None,
         )
 
-    def _ip(self, values: dict[str, str], line: int, role: str) -> str | None:
-        value = values.get(role)
-        if not value:
-            return None
+    def _ip(self, line: int, role: str, value: str) -> str | None:
         ip = _clean_ip(value)
         if ip is None:
             self.warn(f"{self.path.name} line {line}: {role} {clean_text(value)!r} is not an IP address; dropped")
         return ip
 
-    def _time(self, values: dict[str, str], line: int, *roles: str) -> str | None:
-        for role in roles:
-            value = values.get(role)
-            if not value:
-                continue
-            try:
-                return _sql_time(value)
-            except ValueError:
-                self.warn(f"{self.path.name} line {line}: {role} {clean_text(value)!r} is not a date "
-                                 "and time; dropped")
-        return None
+    def _time(self, line: int, role: str, value: str) -> str | None:
+        try:
+            return _sql_time(value)
+        except ValueError:
+            self.warn(f"{self.path.name} line {line}: {role} {clean_text(value)!r} is not a date and time; dropped")
+            return None
 

@@ -7,7 +7,6 @@ stops the helper process that parses large files (see helper.py).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import signal
@@ -21,14 +20,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.audience.addresses import email_hash
-from pipeline.audience.consent import Imported, record_imports
+from pipeline.audience.consent import IMPORT, Imported, record_imports
 from pipeline.audience.importing.helper import interrupts_held, parse
+from pipeline.audience.importing.load import Loader, loader
 from pipeline.audience.importing.parse import Header, Parsed, Parser, Record
 from pipeline.audience.importing.rejects import Rejects, remove_leftovers
 from pipeline.audience.subscribers import clean_tag, register_fields
 from pipeline.clock import from_sql_time, sql_time, utcnow
 from pipeline.db.engine import Store
-from pipeline.db.raw import bulk_load, insert_many
 from pipeline.db.schema import (
     SUPPRESSED,
     subscriber_events,
@@ -127,7 +126,7 @@ class Importer:
                     self.any_erased = conn.execute(sa.select(suppressions.c.email_hash).limit(1)).first() is not None
                     fields: set[str] = set()
                     large = self.path.stat().st_size >= BULK_FROM_BYTES
-                    with bulk_load(conn) if large else contextlib.nullcontext():
+                    with loader(conn, large) as load:
                         for batch in items:
                             assert isinstance(batch, Parsed)
                             for cells, reason in batch.rejects:
@@ -135,7 +134,7 @@ class Importer:
                             for warning in batch.warnings:
                                 self.report.warn(warning)
                             fields |= batch.fields
-                            self._apply(conn, batch.records, rejects)
+                            self._apply(conn, load, batch.records, rejects)
                             self.progress(batch.position)
                     register_fields(conn, fields)
                     rejects.flush()
@@ -154,9 +153,10 @@ class Importer:
             self.report.warn("Ctrl-C came while the import was being saved; it was saved in full")
         return self.report
 
-    def _apply(self, conn: Connection, batch: list[Record], rejects: Rejects) -> None:
+    def _apply(self, conn: Connection, load: Loader, batch: list[Record], rejects: Rejects) -> None:
         keys = [r.key for r in batch]
-        existing = {row.email_key: row for row in conn.execute(_EXISTING, {"keys": keys})}
+        stored = load.stored(keys)
+        existing = {row.email_key: row for row in conn.execute(_EXISTING, {"keys": stored})} if stored else {}
         erased: set[str] = set()
         if self.any_erased:
             erased = set(conn.execute(_ERASED, {"hashes": [email_hash(k) for k in keys]}).scalars())
@@ -172,7 +172,7 @@ class Importer:
         new_tags: list[tuple[str, int]] = []
         events: list[dict[str, Any]] = []
         unsuppress: list[str] = []
-        insert_consents: list[Imported | None] = []
+        insert_consents: list[tuple[str | None, ...] | None] = []
         imported: list[tuple[int, Imported]] = []  # consent records the file names (audience.consent)
         unchanged: set[int] = set()
         for record in batch:
@@ -195,7 +195,7 @@ class Importer:
                     record.signed_up or stamp, stamp, stamp,
                 ))
                 insert_tags.append(record.tags)
-                insert_consents.append(_consent(record))
+                insert_consents.append(record.consent)
                 self.report.added += 1
                 continue
             changes: dict[str, Any] = {}
@@ -230,13 +230,12 @@ class Importer:
             conn.execute(suppressions.delete().where(suppressions.c.email_hash.in_(unsuppress)))
         if inserts:
             # New rows carry their origin in consent_source and created_at; events log later changes.
-            insert_many(conn, subscribers, _INSERT_COLUMNS, inserts)
-            ids = _new_ids(conn, [row[1] for row in inserts])
+            ids = load.subscribers(inserts)
             new_tags.extend((t, i) for i, tags in zip(ids, insert_tags) for t in tags)
-            imported.extend((i, c) for i, c in zip(ids, insert_consents) if c is not None)
+            load.consents([(i, IMPORT, self.source, *c, stamp) for i, c in zip(ids, insert_consents) if c is not None])
         if updates:
             conn.execute(subscribers.update().where(subscribers.c.id == sa.bindparam("_id")), updates)
-        insert_many(conn, subscriber_tags, ("tag", "subscriber_id"), new_tags)
+        load.tags(new_tags)
         if events:
             conn.execute(subscriber_events.insert(), events)
         if imported:
@@ -253,8 +252,6 @@ def _consent(record: Record) -> Imported | None:
                     confirm_ip)
 
 
-_INSERT_COLUMNS = ("email", "email_key", "first_name", "last_name", "fields", "timezone", "status",
-                   "consent_source", "consent_at", "signed_up", "created_at", "updated_at")
 _UPDATABLE = ("first_name", "last_name", "timezone", "consent_source", "consent_at", "signed_up", "fields",
               "status")
 # Compiled once: expanding parameters take a list without a statement per batch.
@@ -263,25 +260,6 @@ _ERASED = sa.select(suppressions.c.email_hash).where(
     suppressions.c.email_hash.in_(sa.bindparam("hashes", expanding=True)))
 _TAGS_OF = sa.select(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag).where(
     subscriber_tags.c.subscriber_id.in_(sa.bindparam("ids", expanding=True)))
-_IDS_OF = sa.select(subscribers.c.email_key, subscribers.c.id).where(
-    subscribers.c.email_key.in_(sa.bindparam("keys", expanding=True)))
-
-
-def _new_ids(conn: Connection, keys: list[str]) -> list[int]:
-    """The ids just given to rows inserted with these keys, in the same order.
-
-    SQLite numbers new rows one after another from the largest id, and this transaction holds
-    the write lock, so the ids are the last len(keys) numbers; the first and last are checked
-    against the keys all the same. Elsewhere the ids are looked up.
-    """
-    if conn.dialect.name == "sqlite":
-        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar() or 0)
-        first = last - len(keys) + 1
-        found = {key: subscriber_id for key, subscriber_id in conn.execute(_IDS_OF, {"keys": [keys[0], keys[-1]]})}
-        if found.get(keys[0]) == first and found.get(keys[-1]) == last:
-            return list(range(first, last + 1))
-    by_key = {key: subscriber_id for key, subscriber_id in conn.execute(_IDS_OF, {"keys": keys})}
-    return [by_key[k] for k in keys]
 
 
 def _changed_fields(row: Any, record: Record) -> dict[str, Any]:
