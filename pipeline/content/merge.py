@@ -40,6 +40,15 @@ def field_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class PerPart:
+    """A merge value written one way in the HTML and another in the text part (the tracking notice:
+    a sentence after the reason in the HTML, its own wrapped lines in the text)."""
+
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Slot:
     field: str
     fallback: str
@@ -47,6 +56,8 @@ class Slot:
     def value(self, values: Mapping[str, object], html: bool, defaults: Mapping[str, str] | None) -> str:
         """This slot's text for one recipient: escaped for HTML; fallbacks are already in the part's form."""
         value = values.get(self.field)
+        if isinstance(value, PerPart):
+            value = value.html if html else value.text
         if value is None or value == "":
             if self.fallback:
                 return self.fallback
@@ -71,6 +82,18 @@ class Prepared:
              defaults: Mapping[str, str] | None = None) -> str:
         """One recipient's copy. Values are escaped for HTML; fallbacks are already in the part's form."""
         return "".join(part if isinstance(part, str) else part.value(values, html, defaults) for part in self.parts)
+
+    def settled(self, field: str, value: object, *, html: bool) -> Prepared:
+        """This part with `field` filled in once: for a value that is the same in every copy made
+        from it (a tracked send's notice), so that no copy pays for it as a merge value."""
+        parts: list[str | Slot] = []
+        for part in self.parts:
+            piece = part.value({field: value}, html, None) if isinstance(part, Slot) and part.field == field else part
+            if isinstance(piece, str) and parts and isinstance(parts[-1], str):
+                parts[-1] += piece
+            elif piece != "":
+                parts.append(piece)
+        return Prepared(tuple(parts))
 
 
 def prepare(text: str) -> Prepared:

@@ -17,7 +17,8 @@ from pipeline.audience.recipients import SAMPLE, Recipient, require, sample_reci
 from pipeline.audience.tokens import Tokens
 from pipeline.content.build import Build, Content
 from pipeline.content.compose import archive_path
-from pipeline.content.merge import Prepared, prepare
+from pipeline.content.merge import PerPart, Prepared, prepare
+from pipeline.content.render import wrap
 from pipeline.content.utm import tag_html, tag_text, utm_params
 from pipeline.db.engine import Store
 from pipeline.engagement.links import NOTICE, numbering, tracked
@@ -117,12 +118,15 @@ class Personaliser:
         return numbering(self.html, self.text, self.workspace.unsubscribe_url)
 
     def tracked(self, opens: bool, clicks: bool) -> tuple[Prepared, Prepared]:
-        """The HTML and text with a slot for each message's tokens: the open pixel, the links."""
+        """The HTML and text with a slot for each message's tokens (the open pixel, the links), and
+        the footer's notice of tracking in them."""
         key = (opens, clicks)
         if key not in self._tracked:
             code = TrackingTokens(self.tokens.secret).code
-            self._tracked[key] = tracked(self.html, self.text, self.workspace.unsubscribe_url, code,
-                                         opens=opens, clicks=clicks)
+            html, text = tracked(self.html, self.text, self.workspace.unsubscribe_url, code, opens=opens, clicks=clicks)
+            # Every tracked copy states the same notice: written into these parts once.
+            self._tracked[key] = (html.settled(NOTICE, self.notice, html=True),
+                                  text.settled(NOTICE, self.notice, html=False))
         return self._tracked[key]
 
     def token(self, recipient: Recipient) -> str:
@@ -133,9 +137,15 @@ class Personaliser:
     def values(self, recipient: Recipient) -> dict[str, object]:
         """What the recipient's merge tags are filled with: their values and their own links (and,
         when the campaign is tracked, the footer's notice of it; see delivery.mime for who is not)."""
-        notice = self.tracking.notice if self.tracking.on else ""
         return {**recipient.values, **links(self.workspace, self.token(recipient)), **self.view_links(recipient),
-                NOTICE: notice}
+                NOTICE: self.notice}
+
+    @cached_property
+    def notice(self) -> PerPart | str:
+        """The footer's statement of tracking: after the reason in the HTML; in the text part, on lines
+        of its own wrapped like the rest (the text footer writes the tag straight after the reason)."""
+        notice = self.tracking.notice if self.tracking.on else ""
+        return PerPart(notice, "\n" + wrap(notice)) if notice else ""
 
     def view_links(self, recipient: Recipient) -> dict[str, str]:
         """The reader's own copy on `campaign serve`, and an occurrence's page in the archive (that

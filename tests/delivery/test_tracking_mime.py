@@ -48,7 +48,11 @@ def test_a_tracked_copy_differs_from_its_untracked_one_only_in_links_pixel_and_n
         text = text.replace(f"{BASE}/c/{token}", url)
     notice = "We count opens and link clicks of this newsletter to learn what our readers find useful."
     assert undone.replace(notice, "") == plain_html and notice in html
-    assert text == plain_text  # the text part has no notice (its footer template is not tracked)
+    # The text part states it too, on lines of its own straight after the reason, wrapped like the rest.
+    reason = "or signed up for our health newsletter.\n"
+    assert plain_text.count(reason) == 1
+    wrapped = "We count opens and link clicks of this newsletter to learn what our readers\nfind useful.\n"
+    assert text == plain_text.replace(reason, reason + wrapped)
 
 
 def test_no_one_is_tracked_in_a_test_or_preview_and_readers_who_said_no_are_not_either(workspace_dir: Path) -> None:
@@ -61,7 +65,8 @@ def test_no_one_is_tracked_in_a_test_or_preview_and_readers_who_said_no_are_not_
                                (test_copy, sample_recipient("me@clinic.example"))):
         _, html = parts(factory.build(recipient)[1])
         assert f"{BASE}/c/" not in html and f"{BASE}/o/" not in html
-    assert "We count opens" not in parts(tracked.build(Recipient(9, "t@example.com", None, {}))[1])[1]
+    untracked = parts(tracked.build(Recipient(9, "t@example.com", None, {}))[1])
+    assert "We count opens" not in untracked[0] and "We count opens" not in untracked[1]
     assert [declined(None, {"no_tracking": v}) for v in ("yes", "1", True, "x", "", "no", "false", 0, False, None)] \
         == [True, True, True, True, False, False, False, False, False, False]
     assert declined(("back-pain", "no-tracking"), {})
