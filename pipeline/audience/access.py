@@ -1,5 +1,6 @@
 """Everything the list holds about one person, as a GDPR access request asks for it: the
-subscriber, their consent records and the history of their status (`campaign subscribers show`)."""
+subscriber, their consent records, the history of their status and the opens and clicks recorded
+of them (`campaign subscribers show`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pipeline.audience import consent
 from pipeline.audience.export import as_dict
 from pipeline.audience.subscribers import events_of, get
 from pipeline.clock import human
+from pipeline.delivery.sends import all_sends
+from pipeline.engagement.events import events_of as tracking_events_of
 
 
 def _plain(value: Any) -> Any:
@@ -29,7 +32,20 @@ def access_report(conn: Connection, address: str) -> dict[str, Any]:
                      for c in consent.of_subscriber(conn, subscriber.id)],
         "events": [{"at": e.at.isoformat(), "kind": e.kind, "source": e.source, "detail": e.detail}
                    for e in events_of(conn, subscriber.id)],
+        "tracking": _tracking(conn, subscriber.id),
     }
+
+
+def _tracking(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+    """The opens and clicks recorded of a subscriber: which campaign, which link, when, and by what
+    kind of client (no IP address or user agent is kept)."""
+    events = tracking_events_of(conn, subscriber_id)
+    if not events:
+        return []
+    names = {s.id: (s.campaign, s.occurrence) for s in all_sends(conn)}
+    return [{"at": e.at.isoformat(), "kind": e.kind, "campaign": names.get(e.send_id, ("", ""))[0],
+             "occurrence": names.get(e.send_id, ("", ""))[1], "url": e.url, "agent": e.agent, "machine": e.machine}
+            for e in events]
 
 
 def _when(text: str | None) -> str:
@@ -44,7 +60,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
              f"last name: {who['last_name'] or '-'}", f"status: {who['status']}",
              f"tags: {', '.join(who['tags']) or '-'}", f"fields: {fields}", f"timezone: {who['timezone'] or '-'}",
              f"signed up: {_when(who['signed_up'])}",
-             f"consent: {who['consent_source'] or '-'} at {_when(who['consent_at'])}", "consent records:"]
+             (f"consent: {who['consent_source'] or '-'} at {_when(who['consent_at'])}" if who["consent_at"]
+              else f"consent: not given yet ({who['consent_source'] or '-'})"), "consent records:"]
     for record in report["consents"] or [None]:
         if record is None:
             lines.append("  none")
@@ -61,4 +78,12 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     lines.append("history:")
     lines += [f"  {_when(e['at'])}\t{e['kind']}\t{e['source']}" + (f"\t{e['detail']}" if e["detail"] else "")
               for e in report["events"]]
+    lines.append("opens and clicks:")
+    for event in report["tracking"] or [None]:
+        if event is None:
+            lines.append("  none")
+            continue
+        send = event["campaign"] + (f" ({event['occurrence']})" if event["occurrence"] else "")
+        agent = f"{event['agent']}, machine" if event["machine"] else event["agent"]
+        lines.append(f"  {_when(event['at'])}\t{event['kind']}\t{send}\t{event['url'] or '-'}\t{agent}")
     return lines

@@ -10,9 +10,13 @@ from pathlib import Path
 
 from pipeline.audience import consent, signup, signup_limits
 from pipeline.audience.consent import Client
+from pipeline.audience.subscribers import get
 from pipeline.db.engine import Store
+from pipeline.delivery.sends import create_send
+from pipeline.engagement.events import CLICK, OPEN, Event, events_of, record
 from pipeline.settings.workspace import load_workspace
 from tests.conftest import Campaign, edit
+from tests.tracked import BOOK
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -106,16 +110,49 @@ def test_show_answers_an_access_request_in_lines_or_json(audience: Campaign) -> 
         "    requested: 2026-11-23 12:00:00 UTC from 203.0.113.9, Browser/1",
         "    confirmed: 2026-11-23 12:02:00 UTC from 203.0.113.10, Phone/2"]
     assert lines[15] == "history:"
-    assert [line.split("\t")[1:] for line in lines[16:]] == [["pending", "web:signup"],
-                                                             ["subscribed", "web:signup-confirm"]]
+    assert [line.split("\t")[1:] for line in lines[16:18]] == [["pending", "web:signup"],
+                                                               ["subscribed", "web:signup-confirm"]]
+    assert lines[18:] == ["opens and clicks:", "  none"]
     as_json = json.loads(audience("subscribers", "show", "ana@example.com", "--json").stdout)
-    assert set(as_json) == {"subscriber", "consents", "events"}
+    assert set(as_json) == {"subscriber", "consents", "events", "tracking"}
     assert as_json["subscriber"]["email"] == "ana@example.com" and as_json["subscriber"]["status"] == "subscribed"
     (record,) = as_json["consents"]
     assert record["requested_ip"] == "203.0.113.9" and record["confirmed_at"] == "2026-11-23T12:02:00+00:00"
     assert [e["kind"] for e in as_json["events"]] == ["pending", "subscribed"]
+    assert as_json["tracking"] == []
     missing = audience("subscribers", "show", "nobody@example.com")
     assert (missing.exit_code, missing.stderr) == (1, "campaign: error: no subscriber 'nobody@example.com'\n")
+
+
+def test_show_lists_the_opens_and_clicks_recorded_of_a_reader(audience: Campaign) -> None:
+    signed_up(audience, "ana@example.com", NOW, confirm=True)
+    signed_up(audience, "ben@example.com", NOW, confirm=True)
+    assert audience.db_url is not None
+    store = Store(audience.db_url)
+    with store.transaction() as conn:
+        ana, ben = (get(conn, a).id for a in ("ana@example.com", "ben@example.com"))
+        send = create_send(conn, "back-pain", segment="back-pain", subject="Back pain", state="sent", now=NOW)
+        digest = create_send(conn, "monthly", segment="all", subject="May", state="sent", now=NOW,
+                             occurrence="2026-05")
+        record(conn, [Event(OPEN, send.id, ana, 0, NOW + timedelta(hours=1), 3600, "browser", False),
+                      Event(CLICK, digest.id, ana, 2, NOW + timedelta(hours=2), 7200, "scanner", True, BOOK),
+                      Event(OPEN, send.id, ben, 0, NOW + timedelta(hours=1), 3600, "apple-proxy", True)])
+    store.close()
+    lines = audience("subscribers", "show", "ana@example.com").stdout.splitlines()
+    assert lines[lines.index("opens and clicks:"):] == [
+        "opens and clicks:",
+        "  2026-11-23 13:00:00 UTC\topen\tback-pain\t-\tbrowser",
+        f"  2026-11-23 14:00:00 UTC\tclick\tmonthly (2026-05)\t{BOOK}\tscanner, machine"]
+    tracked = json.loads(audience("subscribers", "show", "ana@example.com", "--json").stdout)["tracking"]
+    assert tracked == [
+        {"at": "2026-11-23T13:00:00+00:00", "kind": "open", "campaign": "back-pain", "occurrence": "", "url": None,
+         "agent": "browser", "machine": False},
+        {"at": "2026-11-23T14:00:00+00:00", "kind": "click", "campaign": "monthly", "occurrence": "2026-05",
+         "url": BOOK, "agent": "scanner", "machine": True}]
+    # Erasure takes them with the reader.
+    assert audience("subscribers", "delete", "ana@example.com", "--yes").exit_code == 0
+    with Store(audience.db_url).reading() as conn:
+        assert [e.subscriber_id for e in events_of(conn)] == [ben]
 
 
 def test_list_by_status_and_purge_stale_pending_signups(audience: Campaign) -> None:
@@ -129,6 +166,8 @@ def test_list_by_status_and_purge_stale_pending_signups(audience: Campaign) -> N
         "new@example.com\tAna\t\tpending\tsleep\n")
     assert audience("subscribers", "count").stdout.splitlines()[4] == "pending\t2"
     assert audience("segments", "count", 'status == "pending"').stdout == "0\n"  # never a recipient
+    assert audience("subscribers", "show", "old@example.com").stdout.splitlines()[8] == \
+        "consent: not given yet (web:signup)"
     dry = audience("subscribers", "purge-pending", "--older-than", "30d", "--dry-run", "--now", NOW.isoformat())
     assert (dry.exit_code, dry.stdout) == (0, "would purge 1\n")
     done = audience("subscribers", "purge-pending", "--older-than", "30d", "--now", NOW.isoformat())
