@@ -48,7 +48,11 @@ class Table:
         self.used: set[str] = set()
 
     def where(self, key: str) -> str:
-        return f"{self.path}: [{self.section}] {key}" if self.section else f"{self.path}: {key}"
+        """Where a key's value came from: the file, or the environment variable that overrides it."""
+        place = f"{self.path}: [{self.section}] {key}" if self.section else f"{self.path}: {key}"
+        if self.section and env_name(self.section, key) in os.environ:
+            return f"{env_name(self.section, key)} (for {place})"
+        return place
 
     def raw(self, key: str, default: Any = None) -> Any:
         self.used.add(key)

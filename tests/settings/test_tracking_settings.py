@@ -9,6 +9,7 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.settings.campaign import load_campaign
 from pipeline.settings.workspace import TRACKING_NOTICE, Tracking, load_workspace
+from tests.conftest import Campaign
 from tests.tracked import track
 
 
@@ -44,3 +45,12 @@ def test_bad_tracking_settings_name_their_key(workspace_dir: Path, line: str, me
     config.write_text(config.read_text() + f"\n[tracking]\n{line}\n")
     with pytest.raises(ConfigError, match=message):
         load_workspace(workspace_dir)
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(campaign: Campaign,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGN_TRACKING_OPENS", "perhaps")
+    result = campaign("render", "back-pain")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (f"campaign: error: CAMPAIGN_TRACKING_OPENS (for {campaign.root / 'campaign.toml'}: "
+                             "[tracking] opens): 'perhaps' is not true or false\n")
