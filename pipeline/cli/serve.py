@@ -23,7 +23,8 @@ def serve(state: State, host: str, port: int) -> None:
     confirmation emails go out at once through --transport. It serves the archive that
     `campaign archive` last wrote to out/archive at /archive/, and at /view/TOKEN a reader's own
     copy of a newsletter (never indexed), where "View in your browser" leads for a campaign
-    without an archive page.
+    without an archive page. With [tracking] on, it answers tracked messages' links at /c/TOKEN
+    (a redirect to the link's address) and their open pixel at /o/TOKEN, and records each.
 
     \b
     Examples:
