@@ -187,6 +187,30 @@ def test_maildir_is_the_default_outbox(campaign: Campaign) -> None:
     assert b"Delivered-To: patient" in files[0].read_bytes()
 
 
+def test_an_empty_folder_made_beforehand_is_a_maildir_outbox(campaign: Campaign, tmp_path: Path) -> None:
+    people(campaign, 2)
+    box = tmp_path / "mounted"
+    box.mkdir()
+    result = campaign("--transport", f"maildir:{box}", "send", "back-pain", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert len(list((box / "new").iterdir())) == 2
+    assert sorted(p.name for p in box.iterdir()) == ["cur", "new", "tmp"]
+
+
+def test_a_maildir_that_cannot_be_made_stops_the_send_and_loses_nothing(campaign: Campaign, tmp_path: Path) -> None:
+    people(campaign, 2)
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder\n")
+    result = campaign("--transport", f"maildir:{taken}", "send", "back-pain", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.endswith(f"campaign: error: {taken}: cannot open the Maildir (Not a directory)\n")
+    status = json.loads(campaign("status", "back-pain", "--json").stdout)
+    assert (status[0]["counts"]["queued"], status[0]["counts"]["sending"], status[0]["counts"]["unknown"]) == (2, 0, 0)
+    again = campaign("--transport", f"maildir:{tmp_path / 'box'}", "send", "back-pain", "--yes")
+    assert again.exit_code == 0, again.stderr
+    assert len(list((tmp_path / "box" / "new").iterdir())) == 2
+
+
 def test_lint_errors_block_sending(campaign: Campaign, smtp_server: SmtpTestServer) -> None:
     people(campaign, 1)
     article = campaign.root / "campaigns" / "back-pain" / "article.md"
