@@ -34,6 +34,9 @@ from tests.tracked import (
 )
 
 
+DESK = "mailto:frontdesk@willowcreek-acupuncture.example"
+
+
 @dataclass
 class Tracked:
     url: str
@@ -55,6 +58,9 @@ class Tracked:
 @pytest.fixture
 def tracked(workspace_dir: Path, db_url: str) -> Iterator[Tracked]:
     track(workspace_dir)
+    article = workspace_dir / "campaigns" / "back-pain" / "article.md"
+    article.write_text(article.read_text(encoding="utf-8") + f"\nOr write to [our front desk]({DESK}).\n",
+                       encoding="utf-8")
     store = Store(db_url)
     readers(store, 4)
     readers(store, 1, start=10, tags={"no-tracking"})
@@ -76,14 +82,16 @@ def test_links_and_pixel_are_rewritten_in_both_parts_but_not_unsubscribing_or_re
     assert set(mail.text_clicks()) <= set(mail.clicks()) and len(mail.text_clicks()) == 3
     assert mail.pixel() is not None
     assert f"{BASE}/unsubscribe/" in mail.html and f"{BASE}/preferences/" in mail.html
-    assert f"{BASE}/unsubscribe/" in mail.text and "mailto:" not in mail.clicks()
+    assert f"{BASE}/unsubscribe/" in mail.text and f"{BASE}/preferences/" in mail.text
+    assert f'href="{DESK}"' in mail.html and f"our front desk ({DESK.removeprefix('mailto:')})" in mail.text
     assert "We count opens and link clicks of this newsletter" in mail.html
+    assert "We count opens and link clicks of this newsletter" in mail.text
     assert "utm_source" not in mail.html.split("<body")[1].split("unsubscribe/")[0]  # no address shown in clear
     for address in ("reader10@example.com", "reader11@example.com"):
         plain = tracked.mails[address]
         assert plain.clicks() == [] and plain.text_clicks() == [] and plain.pixel() is None
         assert BOOK.replace("&", "&amp;") in plain.html and BOOK in plain.text
-        assert "We count opens" not in plain.html
+        assert "We count opens" not in plain.html and "We count opens" not in plain.text
 
 
 def test_a_click_redirects_to_its_link_with_utm_parameters_and_is_recorded(tracked: Tracked) -> None:
