@@ -1,13 +1,14 @@
 """Sending benchmarks, each against a baseline measured in the same run.
 
-    python benchmarks/send.py [--quick]
+    python benchmarks/send.py [--quick] [--recipients N] [--only STEP]
 
 1. Personalise and build MIME bytes on one core, against email.message.EmailMessage.
 2. End to end (claim, personalise, SMTP, record) into a minimal asyncio SMTP sink on
    127.0.0.1, beside the ceiling of a raw pipelined client against the same sink.
 3. Against a sink that waits 40 ms before each reply: 8 connections against 1.
-4. Peak RSS of `campaign send` to 200,000 recipients.
-Targets: 1. >= 10,000 messages/s; 2. >= 2,000 messages/s; 3. 8 connections >= 6x one; 4. < 200 MB.
+4. Peak RSS of `campaign send` to --recipients (200,000) on SQLite, into the fast sink.
+Targets: 1. >= 10,000 messages/s; 2. >= 3,000 messages/s and >= 0.4 of the raw client;
+3. 8 connections >= 6x one; 4. < 150 MB.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import email.policy
+import os
 import socket
 import subprocess
 import sys
@@ -154,9 +156,10 @@ def end_to_end(folder: Path, count: int) -> None:
         ceiling = raw_ceiling(sink.port, message, raw_count, 4)
     finally:
         accepted = sink.stop() - raw_count
+    met = rate >= 3_000 and rate / ceiling >= 0.4
     print(f"2. end to end, 4 connections: {rate:,.0f} messages/s ({sent:,} sent, sink accepted {accepted:,}); raw pipelined "
-          f"client ceiling {ceiling:,.0f}/s; ratio {rate / ceiling:.2f}; target >= 2,000/s: "
-          f"{'meets' if rate >= 2_000 else 'MISSES'}")
+          f"client ceiling {ceiling:,.0f}/s; ratio {rate / ceiling:.2f}; target >= 3,000/s and >= 0.4: "
+          f"{'meets' if met else 'MISSES'}")
 
 
 def slow_server(folder: Path) -> None:
@@ -172,12 +175,13 @@ def slow_server(folder: Path) -> None:
 
 
 def rss_kb(pid: int) -> int:
+    """The process's peak RSS so far (VmHWM): polling VmRSS would miss a peak between two looks."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return 0
-    # A process that has just exited is a zombie, with no VmRSS line.
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    # A process that has just exited is a zombie, with no VmHWM line.
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
 
 def memory(folder: Path, count: int) -> None:
@@ -192,25 +196,41 @@ def memory(folder: Path, count: int) -> None:
         while process.poll() is None:
             peak = max(peak, rss_kb(process.pid))
             time.sleep(0.05)
+        if process.returncode != 0:
+            raise SystemExit(f"campaign send exited with {process.returncode}")
         elapsed = time.perf_counter() - start
         out = process.stdout.read() if process.stdout else ""
     finally:
         accepted = sink.stop()
     print(f"4. send to {count:,} recipients: peak RSS {peak / 1024:.0f} MB, {accepted:,} accepted in {elapsed:.0f} s "
-          f"({out.strip()}); target < 200 MB: {'meets' if peak / 1024 < 200 else 'MISSES'}")
+          f"({out.strip()}); load average {load()}; target < 150 MB: {'meets' if peak / 1024 < 150 else 'MISSES'}")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="Smaller runs, for a first look.")
+    parser.add_argument("--recipients", type=int, default=200_000, help="Size of the send whose memory is measured.")
+    parser.add_argument("--only", choices=["build", "end-to-end", "slow", "memory"], action="append",
+                        help="Run only this step (may be given more than once).")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
+    steps = set(args.only or ["build", "end-to-end", "slow", "memory"])
+    print(f"{os.cpu_count()} CPUs; load average before: {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        build_rate(folder, 20_000 // scale, 2_000 // scale)
-        end_to_end(folder, 20_000 // scale)
-        slow_server(folder)
-        memory(folder, 200_000 // scale)
+        if "build" in steps:
+            build_rate(folder, 20_000 // scale, 2_000 // scale)
+        if "end-to-end" in steps:
+            end_to_end(folder, 20_000 // scale)
+        if "slow" in steps:
+            slow_server(folder)
+        if "memory" in steps:
+            memory(folder, args.recipients // scale)
+    print(f"load average after: {load()}")
     return 0
 
 

@@ -1,14 +1,17 @@
 """Scale-out benchmark: one send in its own process against `campaign worker` with 1, 2 and 4
 processes, on the same PostgreSQL, the same redis-server and the same sink, in one run.
 
-    python benchmarks/workers.py [--runs 3] [--quick]
+    python benchmarks/workers.py [--runs 3] [--quick] [--memory N]
 
 1. A fast sink (benchmarks/smtp_sink.py): 4 connections per process; the in-process send also 4.
 2. A sink that waits 40 ms before each reply: 4 connections per process, so 4, 8 and 16 in all.
 Each figure is the median of --runs sends, from handing the send out to its last row recorded
 (workers are started, and ready, before); the configurations take turns. The machine's load
 average is printed before and after.
-Targets: 1. two worker processes >= 1.7x one; 2. throughput grows with the connections.
+With --memory N, only: a send to N recipients (1,000,000 for the target) by 2 worker processes
+into the fast sink, each process's peak RSS (VmHWM) sampled until the send is done.
+Targets: 1. two worker processes >= 1.7x one; 2. throughput grows with the connections;
+memory: < 200 MB RSS per worker process.
 
 Needs redis-server and a PostgreSQL database: CAMPAIGN_BENCH_POSTGRES_URL, else the one the
 tests use (CAMPAIGN_TEST_POSTGRES_URL), else postgresql+psycopg://campaign:campaign@127.0.0.1:5432/campaign_ci.
@@ -167,7 +170,7 @@ class Bench:
         return int(sent) / (last - start).total_seconds()
 
     @contextmanager
-    def workers(self, sink: Sink, processes: int, log: Path) -> Iterator[None]:
+    def workers(self, sink: Sink, processes: int, log: Path) -> Iterator[int]:
         with log.open("w", encoding="utf-8") as out:
             process = subprocess.Popen([sys.executable, "-m", "pipeline", "--workspace", str(self.root), "--db",
                                         self.db_url, "--transport", sink.url, "worker", "--processes", str(processes),
@@ -180,10 +183,74 @@ class Bench:
                     raise SystemExit(f"the worker did not start:\n{log.read_text(encoding='utf-8')}")
                 time.sleep(0.1)
             time.sleep(0.5)  # the forked processes' first imports
-            yield
+            yield process.pid
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(60)
+
+
+def peak_kb(pid: int) -> int:
+    """A process's peak RSS so far (VmHWM); 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` forked (Celery's pool processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def memory(folder: Path, db_url: str, recipients: int) -> None:
+    """One send of `recipients` by 2 worker processes; each process's peak RSS along the way."""
+    from pipeline.workers.fanout import hand_out
+
+    started = time.perf_counter()
+    bench = Bench(folder, db_url, {"big": recipients})
+    print(f"imported {recipients:,} subscribers in {time.perf_counter() - started:.0f} s; load average {load()}")
+    os.environ["CAMPAIGN_WORKERS_BATCH"] = "500"
+    sink = Sink()
+    log = folder / "worker-memory.log"
+    peaks: dict[int, int] = {}
+    try:
+        with bench.workers(sink, 2, log) as main_pid:
+            ws, row = bench.begin("big")
+            start = time.perf_counter()
+            hand_out(bench.store, ws, [row])
+            left = recipients
+            while left:
+                for pid in [main_pid, *children(main_pid)]:
+                    peaks[pid] = max(peaks.get(pid, 0), peak_kb(pid))
+                time.sleep(0.5)
+                with bench.store.reading() as conn:
+                    left, _ = pending(conn, row.id)
+            elapsed = time.perf_counter() - start
+            for pid in [main_pid, *children(main_pid)]:
+                peaks[pid] = max(peaks.get(pid, 0), peak_kb(pid))
+    finally:
+        accepted = sink.stop()
+    with bench.store.reading() as conn:
+        sent = conn.execute(sa.select(sa.func.count()).where(deliveries.c.send_id == row.id,
+                                                             deliveries.c.state == "sent")).scalar()
+    pool = {pid: kb for pid, kb in peaks.items() if pid != main_pid}
+    worst = max(pool.values(), default=0) / 1024
+    print(f"memory: {sent:,} sent by 2 worker processes in {elapsed:.0f} s ({sent / elapsed:,.0f}/s; sink accepted "
+          f"{accepted:,}); peak RSS per pool process: " +
+          ", ".join(f"{kb / 1024:.0f} MB" for kb in pool.values()) +
+          f"; the worker's main process {peaks.get(main_pid, 0) / 1024:.0f} MB; load average {load()}; "
+          f"target < 200 MB each: {'meets' if pool and worst < 200 else 'MISSES'}")
+    bench.store.close()
 
 
 def load() -> str:
@@ -209,11 +276,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="Sends per figure; the median is shown.")
     parser.add_argument("--quick", action="store_true", help="Fewer recipients, for a first look.")
+    parser.add_argument("--memory", type=int, metavar="N", help="Only the memory run, a send to N recipients.")
     args = parser.parse_args()
     fast_count, slow_count = (1_500, 240) if args.quick else (6_000, 640)
     with tempfile.TemporaryDirectory() as tmp, postgres_schema() as db_url, redis_server(Path(tmp)) as broker:
         folder = Path(tmp)
         os.environ.update({"CAMPAIGN_WORKERS_BROKER": broker, "CAMPAIGN_WORKERS_WINDOW": "16"})
+        if args.memory:
+            print(f"{os.cpu_count()} CPUs; load average before: {load()}")
+            memory(folder, db_url, args.memory)
+            return 0
         bench = Bench(folder, db_url, {"fast": fast_count, "fast-warm": 200, "slow": slow_count, "slow-warm": 40})
         print(f"{os.cpu_count()} CPUs; load average before: {load()}")
 

@@ -23,6 +23,7 @@ from pipeline.clock import utcnow
 from pipeline.db.engine import CACHE_PAGES, Store
 from pipeline.db.raw import RawTransactions
 from pipeline.delivery.bounces.intake import record_refusal
+from pipeline.delivery.commits import WRITE_LOCK, GroupCommit
 from pipeline.delivery.ledger import (
     Batch,
     Claimed,
@@ -50,7 +51,6 @@ from pipeline.errors import SendError, TransportError
 from pipeline.settings.workspace import RATE
 
 CLAIM_BATCH = 50  # leased rows stay queued, so a crash never makes them unknown
-_WRITE_LOCK = threading.Lock()
 CONNECT_ATTEMPTS = 3
 SENDER_CACHE_KB = 2048  # SQLite page cache of each sending connection
 
@@ -149,6 +149,7 @@ class Sender:
         self.progress = progress or (lambda _report: None)
         self.clock = clock
         self.report = SendReport()
+        self.commits = GroupCommit()  # the threads' per-message transactions, several in one
         self.budget = options.limit
         self.budget_lock = threading.Lock()
         self.prefix = prefix or worker_name(uuid.uuid4().hex[:8])  # its threads are prefix:0, prefix:1...
@@ -201,6 +202,7 @@ class Sender:
             return True
 
     def _worker(self, name: str, done: threading.Event) -> None:
+        self.commits.join()
         try:
             with self.store.engine.connect() as db:
                 sqlite = db.dialect.name == "sqlite"
@@ -219,6 +221,7 @@ class Sender:
                 self.report.error = _reason(exc)
             self.stop.set()
         finally:
+            self.commits.leave()
             done.set()
 
     def _open(self) -> Connection:
@@ -246,7 +249,8 @@ class _Worker:
     """One sending thread: its own database connection and its own transport connection.
 
     A message's `sent` is written in the same transaction that marks the next message
-    `sending` (or on its own before any pause), so each message costs one transaction.
+    `sending` (or on its own before any pause); the threads' transactions are run together
+    when they meet (delivery.commits), so a message costs a part of one.
     """
 
     def __init__(self, sender: Sender, name: str, db: sa.Connection) -> None:
@@ -258,13 +262,12 @@ class _Worker:
         self.sent: tuple[int, str] | None = None  # answered 250, not yet written down
 
     def advance(self, item: Claimed) -> str:
-        """Record the last message sent and mark this one `sending`: one transaction a message."""
+        """Record the last message sent and mark this one `sending`, committed before it goes out."""
         now = self.sender.clock()
         statements = [begin_statement(item.delivery_id, self.name, now)]
         if self.sent is not None:
             statements.insert(0, sent_statement(self.sent[0], self.name, self.sent[1], now))
-        with _WRITE_LOCK:
-            started = self.raw.run(statements)[-1] == 1
+        started = self.sender.commits.run(self.raw, statements)[-1] == 1
         self.sent = None
         if started:
             return "started"
@@ -273,13 +276,9 @@ class _Worker:
 
     @contextmanager
     def writing(self) -> Iterator[sa.Connection]:
-        """A write transaction, one thread at a time, that first records the last message sent.
-
-        SQLite lets one writer in at a time and makes the others sleep in growing steps of
-        milliseconds; queueing the workers here keeps the transactions back to back instead.
-        Other processes still meet at the database's own lock.
-        """
-        with _WRITE_LOCK, self.db.begin():
+        """A write transaction, one thread at a time (see delivery.commits), that first records
+        the last message sent."""
+        with WRITE_LOCK, self.db.begin():
             if self.sent is not None:
                 mark_sent(self.db, self.sent[0], self.name, self.sent[1], self.sender.clock())
                 self.sent = None

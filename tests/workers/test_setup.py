@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 import time
@@ -41,15 +42,17 @@ def test_workers_settings_come_from_the_file_or_the_environment(workspace_dir: P
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("BROKER", "10.0.0.5:6379", "[workers] broker: '10.0.0.5:6379' is not a broker URL like redis://127.0.0.1:6379/0"),
-    ("BATCH", "0", "[workers] batch: 0 is not a number of deliveries from 1 to 100,000"),
-    ("VISIBILITY_TIMEOUT", "soon", "[workers] visibility_timeout: 'soon' is not a number of seconds"),
-    ("WINDOW", "-1", "[workers] window: '-1' is not a number of batches"),
+    ("BROKER", "10.0.0.5:6379", "[workers] broker): '10.0.0.5:6379' is not a broker URL like redis://127.0.0.1:6379/0"),
+    ("BATCH", "0", "[workers] batch): 0 is not a number of deliveries from 1 to 100,000"),
+    ("VISIBILITY_TIMEOUT", "soon", "[workers] visibility_timeout): 'soon' is not a number of seconds"),
+    ("WINDOW", "-1", "[workers] window): '-1' is not a number of batches"),
 ])
 def test_bad_workers_settings_name_their_key(workspace_dir: Path, monkeypatch: pytest.MonkeyPatch, key: str,
                                              value: str, message: str) -> None:
+    """The variable, the file and key it stands for, and what is wrong with its value."""
     monkeypatch.setenv(f"CAMPAIGN_WORKERS_{key}", value)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    named = f"CAMPAIGN_WORKERS_{key} (for {workspace_dir / 'campaign.toml'}: {message}"
+    with pytest.raises(ConfigError, match=re.escape(named)):
         load_workspace(workspace_dir)
 
 
