@@ -17,7 +17,8 @@ from pipeline.cli.context import CampaignGroup, State
 # name: ("module:attribute" under pipeline.cli, the first sentence of its help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("content:init", "Create a workspace in DIRECTORY with an example campaign."),
-    "new": ("content:new", "Create campaigns/SLUG from one or more articles."),
+    "new": ("content:new", "Create campaigns/SLUG from one or more articles, copied with the pictures beside "
+                           "them that they show (images/room.jpg)."),
     "list": ("schedule:list_campaigns", "Campaigns: state, next due instant, sent of total, and subject (tab-separated)."),
     "render": ("content:render", "Render SLUG to out/SLUG/email.mjml, email.html and email.txt, then lint it."),
     "lint": ("content:lint", "Check SLUG's email: size, links, images, unsubscribe, address, subject, MJML."),
