@@ -1,6 +1,7 @@
 """Everything the list holds about one person, as a GDPR access request asks for it: the
-subscriber, their consent records, the history of their status and the opens and clicks recorded
-of them (`campaign subscribers show`)."""
+subscriber, their consent records, the history of their status, the messages sent to them, the
+bounces and complaints reported of them, and the opens and clicks recorded of them
+(`campaign subscribers show`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.audience import consent
 from pipeline.audience.export import as_dict
 from pipeline.audience.subscribers import events_of, get
 from pipeline.clock import human
+from pipeline.db.schema import bounces, deliveries
 from pipeline.delivery.sends import all_sends
 from pipeline.engagement.events import events_of as tracking_events_of
 
@@ -32,8 +35,38 @@ def access_report(conn: Connection, address: str) -> dict[str, Any]:
                      for c in consent.of_subscriber(conn, subscriber.id)],
         "events": [{"at": e.at.isoformat(), "kind": e.kind, "source": e.source, "detail": e.detail}
                    for e in events_of(conn, subscriber.id)],
+        "messages": _messages(conn, subscriber.id),
+        "bounces": _bounces(conn, subscriber.id),
         "tracking": _tracking(conn, subscriber.id),
     }
+
+
+def _send_names(conn: Connection) -> dict[int, tuple[str, str]]:
+    return {s.id: (s.campaign, s.occurrence or "") for s in all_sends(conn)}
+
+
+def _messages(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+    """Each copy of a campaign meant for them: where it stands, when it went and its Message-ID."""
+    rows = conn.execute(sa.select(deliveries.c.send_id, deliveries.c.state, deliveries.c.sent_at,
+                                  deliveries.c.message_id)
+                        .where(deliveries.c.subscriber_id == subscriber_id).order_by(deliveries.c.id)).all()
+    if not rows:
+        return []
+    names = _send_names(conn)
+    return [{"campaign": names.get(r.send_id, ("", ""))[0], "occurrence": names.get(r.send_id, ("", ""))[1],
+             "state": r.state, "sent_at": _plain(r.sent_at), "message_id": r.message_id} for r in rows]
+
+
+def _bounces(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(bounces.c.send_id, bounces.c.kind, bounces.c.status, bounces.c.diagnostic,
+                                  bounces.c.received_at)
+                        .where(bounces.c.subscriber_id == subscriber_id).order_by(bounces.c.received_at,
+                                                                                  bounces.c.id)).all()
+    if not rows:
+        return []
+    names = _send_names(conn)
+    return [{"at": _plain(r.received_at), "kind": r.kind, "status": r.status, "diagnostic": r.diagnostic,
+             "campaign": names.get(r.send_id, ("", ""))[0] if r.send_id is not None else ""} for r in rows]
 
 
 def _tracking(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
@@ -42,7 +75,7 @@ def _tracking(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
     events = tracking_events_of(conn, subscriber_id)
     if not events:
         return []
-    names = {s.id: (s.campaign, s.occurrence) for s in all_sends(conn)}
+    names = _send_names(conn)
     return [{"at": e.at.isoformat(), "kind": e.kind, "campaign": names.get(e.send_id, ("", ""))[0],
              "occurrence": names.get(e.send_id, ("", ""))[1], "url": e.url, "agent": e.agent, "machine": e.machine}
             for e in events]
@@ -78,6 +111,20 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     lines.append("history:")
     lines += [f"  {_when(e['at'])}\t{e['kind']}\t{e['source']}" + (f"\t{e['detail']}" if e["detail"] else "")
               for e in report["events"]]
+    lines.append("messages:")
+    for message in report["messages"] or [None]:
+        if message is None:
+            lines.append("  none")
+            continue
+        send = message["campaign"] + (f" ({message['occurrence']})" if message["occurrence"] else "")
+        lines.append(f"  {send}\t{message['state']}\t{_when(message['sent_at'])}\t{message['message_id'] or '-'}")
+    lines.append("bounces and complaints:")
+    for bounce in report["bounces"] or [None]:
+        if bounce is None:
+            lines.append("  none")
+            continue
+        lines.append(f"  {_when(bounce['at'])}\t{bounce['kind']}\t{bounce['campaign'] or '-'}\t"
+                     f"{bounce['status'] or '-'}\t{bounce['diagnostic'] or '-'}")
     lines.append("opens and clicks:")
     for event in report["tracking"] or [None]:
         if event is None:

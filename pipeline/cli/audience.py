@@ -155,7 +155,7 @@ def list_(state: State, segment: str | None, status: str | None, limit: int | No
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
 @pass_state
 def show(state: State, email: str, as_json: bool) -> None:
-    """Everything the list holds about one subscriber: fields, tags, consent records, history, opens and clicks.
+    """Everything the list holds about one subscriber: consent, history, messages, bounces, opens and clicks.
 
     The answer to a GDPR access request.
 

@@ -112,9 +112,10 @@ def test_show_answers_an_access_request_in_lines_or_json(audience: Campaign) -> 
     assert lines[15] == "history:"
     assert [line.split("\t")[1:] for line in lines[16:18]] == [["pending", "web:signup"],
                                                                ["subscribed", "web:signup-confirm"]]
-    assert lines[18:] == ["opens and clicks:", "  none"]
+    assert lines[18:] == ["messages:", "  none", "bounces and complaints:", "  none", "opens and clicks:", "  none"]
     as_json = json.loads(audience("subscribers", "show", "ana@example.com", "--json").stdout)
-    assert set(as_json) == {"subscriber", "consents", "events", "tracking"}
+    assert set(as_json) == {"subscriber", "consents", "events", "messages", "bounces", "tracking"}
+    assert (as_json["messages"], as_json["bounces"]) == ([], [])
     assert as_json["subscriber"]["email"] == "ana@example.com" and as_json["subscriber"]["status"] == "subscribed"
     (record,) = as_json["consents"]
     assert record["requested_ip"] == "203.0.113.9" and record["confirmed_at"] == "2026-11-23T12:02:00+00:00"
@@ -122,6 +123,31 @@ def test_show_answers_an_access_request_in_lines_or_json(audience: Campaign) -> 
     assert as_json["tracking"] == []
     missing = audience("subscribers", "show", "nobody@example.com")
     assert (missing.exit_code, missing.stderr) == (1, "campaign: error: no subscriber 'nobody@example.com'\n")
+
+
+def test_show_lists_the_messages_sent_to_a_reader_and_the_bounces_reported(audience: Campaign) -> None:
+    from tests.delivery.test_bounces import dsn
+
+    signed_up(audience, "ana@example.com", NOW, confirm=True)
+    edit(audience.root / "campaigns" / "back-pain" / "settings.toml", 'segment = "back-pain"', 'segment = "True"')
+    assert audience("send", "back-pain", "--yes").exit_code == 0
+    (sent,) = (audience.root / "outbox" / "new").iterdir()
+    message_id = next(line.split(": ", 1)[1] for line in sent.read_text().splitlines()
+                      if line.startswith("Message-ID: "))
+    report = audience.root / "report.eml"
+    report.write_bytes(dsn("r1", "ana@example.com", "failed", "5.1.1", message_id))
+    assert audience("bounces", "import", str(report)).exit_code == 0
+    as_json = json.loads(audience("subscribers", "show", "ana@example.com", "--json").stdout)
+    (message,) = as_json["messages"]
+    assert (message["campaign"], message["occurrence"], message["state"], message["message_id"]) == (
+        "back-pain", "", "sent", message_id)
+    (bounce,) = as_json["bounces"]
+    assert (bounce["kind"], bounce["campaign"], bounce["status"]) == ("hard", "back-pain", "5.1.1")
+    lines = audience("subscribers", "show", "ana@example.com").stdout.splitlines()
+    start = lines.index("messages:")
+    assert lines[start + 1].split("\t")[0::3] == ["  back-pain", message_id]
+    assert lines[start + 2] == "bounces and complaints:"
+    assert lines[start + 3].split("\t")[1:4] == ["hard", "back-pain", "5.1.1"]
 
 
 def test_show_lists_the_opens_and_clicks_recorded_of_a_reader(audience: Campaign) -> None:
