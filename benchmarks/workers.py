@@ -228,13 +228,17 @@ def memory(folder: Path, db_url: str, recipients: int) -> None:
             ws, row = bench.begin("big")
             start = time.perf_counter()
             hand_out(bench.store, ws, [row])
-            left = recipients
+            left, said = recipients, time.perf_counter()
             while left:
                 for pid in [main_pid, *children(main_pid)]:
                     peaks[pid] = max(peaks.get(pid, 0), peak_kb(pid))
                 time.sleep(0.5)
                 with bench.store.reading() as conn:
                     left, _ = pending(conn, row.id)
+                if time.perf_counter() - said >= 60:  # a long run says how it goes, memory so far included
+                    said = time.perf_counter()
+                    print(f"  {recipients - left:,} done in {said - start:.0f} s; peak RSS so far: " +
+                          ", ".join(f"{kb / 1024:.0f} MB" for kb in peaks.values()), flush=True)
             elapsed = time.perf_counter() - start
             for pid in [main_pid, *children(main_pid)]:
                 peaks[pid] = max(peaks.get(pid, 0), peak_kb(pid))

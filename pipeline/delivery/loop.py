@@ -204,18 +204,9 @@ class Sender:
     def _worker(self, name: str, done: threading.Event) -> None:
         self.commits.join()
         try:
-            with self.store.engine.connect() as db:
-                sqlite = db.dialect.name == "sqlite"
-                if sqlite:
-                    # A sender touches a few pages per message: the large cache imports and counts
-                    # want would only grow with the list, per connection (memory flat at any size).
-                    db.connection.driver_connection.execute(f"PRAGMA cache_size=-{SENDER_CACHE_KB}")
-                try:
-                    db.execution_options(writing=True)
-                    _Worker(self, name, db).run()
-                finally:
-                    if sqlite:  # the connection goes back to the pool for other work
-                        db.connection.driver_connection.execute(f"PRAGMA cache_size={CACHE_PAGES}")
+            with self.store.engine.connect() as db, small_cache(db):
+                db.execution_options(writing=True)
+                _Worker(self, name, db).run()
         except Exception as exc:  # a worker that dies must stop the others and say why
             if not self.report.error:
                 self.report.error = _reason(exc)
@@ -234,6 +225,21 @@ class Sender:
                     raise
                 delay *= 2
         raise AssertionError("unreachable")
+
+
+@contextmanager
+def small_cache(db: sa.Connection) -> Iterator[sa.Connection]:
+    """A SQLite connection with a small page cache while a sender uses it. A sender touches a few
+    pages per message, and reads a send's rows once at its end: the large cache imports want would
+    only grow with the list, per connection (memory flat at any size)."""
+    sqlite = db.dialect.name == "sqlite"
+    if sqlite:
+        db.connection.driver_connection.execute(f"PRAGMA cache_size=-{SENDER_CACHE_KB}")
+    try:
+        yield db
+    finally:
+        if sqlite:  # the connection goes back to the pool for other work
+            db.connection.driver_connection.execute(f"PRAGMA cache_size={CACHE_PAGES}")
 
 
 def _reason(exc: Exception) -> str:

@@ -27,7 +27,7 @@ from pipeline.delivery.ledger import (
     requeue,
     snapshot,
 )
-from pipeline.delivery.loop import Sender, SendOptions, SendReport
+from pipeline.delivery.loop import Sender, SendOptions, SendReport, small_cache
 from pipeline.delivery.sends import (
     SendRow,
     create_send,
@@ -217,7 +217,7 @@ def run(store: Store, workspace: Workspace, send: SendRow, connect: ConnectionFa
     content = content_of(store, workspace, send)
     factory = send_factory(store, workspace, content, send.campaign, send.id, Tokens.of_workspace(workspace.root))
     report = Sender(store, factory, connect, send.id, options, stop, progress, clock).run()
-    with store.transaction() as conn:
+    with store.transaction() as conn, small_cache(conn):  # the counts read every row of the send
         done = finish_if_done(conn, send.id, clock())
         remaining, next_due = pending(conn, send.id)
         totals = counts(conn, send.id)
