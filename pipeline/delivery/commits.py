@@ -16,7 +16,6 @@ thread had `sending` are still the one message it had on the wire (or had just h
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +42,10 @@ class _Request:
         self.statements = statements
         self.counts: list[int] = []
         self.error: BaseException | None = None
-        self.woken = threading.Event()
+        # Held from the start and let go to wake the thread: a bare lock costs far less than an
+        # Event, and a thread is woken once a message.
+        self.woken = threading.Lock()
+        self.woken.acquire()
         self.leads = False  # woken to run the next transaction, not because its own was run
 
     def result(self) -> list[int]:
@@ -59,7 +61,9 @@ class GroupCommit:
     own connection."""
 
     def __init__(self, gather: float = GATHER) -> None:
-        self.guard = threading.Condition(threading.Lock())
+        self.guard = threading.Lock()
+        self.complete = threading.Condition(self.guard)  # every thread has asked: the gatherer goes on
+        self.gathering = False
         self.waiting: list[_Request] = []
         self.busy = False
         self.gather = gather
@@ -72,7 +76,11 @@ class GroupCommit:
     def leave(self) -> None:
         with self.guard:
             self.threads -= 1
-            self.guard.notify_all()
+            self._all_here()
+
+    def _all_here(self) -> None:
+        if self.gathering and len(self.waiting) >= self.threads:
+            self.complete.notify()
 
     def run(self, raw: RawTransactions, statements: Sequence[Statement]) -> list[int]:
         """Run `statements` in a transaction, perhaps with other threads' statements; returns the
@@ -82,19 +90,20 @@ class GroupCommit:
         with self.guard:
             self.waiting.append(mine)
             leads, self.busy = not self.busy, True
-            self.guard.notify_all()
+            self._all_here()
         if not leads:
-            mine.woken.wait()
+            mine.woken.acquire()
             if not mine.leads:
                 return mine.result()
-        self._commit(raw)
+        self._commit(raw, mine)
         return mine.result()
 
-    def _commit(self, raw: RawTransactions) -> None:
+    def _commit(self, raw: RawTransactions, mine: _Request) -> None:
         with self.guard:
-            until = time.monotonic() + self.gather
-            while len(self.waiting) < self.threads and (left := until - time.monotonic()) > 0:
-                self.guard.wait(left)
+            if len(self.waiting) < self.threads:
+                self.gathering = True
+                self.complete.wait(self.gather)
+                self.gathering = False
             group, self.waiting = self.waiting, []
         try:
             with WRITE_LOCK:
@@ -110,8 +119,9 @@ class GroupCommit:
         with self.guard:
             if self.waiting:
                 self.waiting[0].leads = True
-                self.waiting[0].woken.set()
+                self.waiting[0].woken.release()
             else:
                 self.busy = False
         for request in group:
-            request.woken.set()  # the thread running this is not waiting: a set it never reads
+            if request is not mine:
+                request.woken.release()

@@ -298,8 +298,10 @@ class _Worker:
     def run(self) -> None:
         sender = self.sender
         try:
-            while not sender.stopping() and self.active():
-                with self.writing() as db:
+            while not sender.stopping():
+                with self.writing() as db:  # the send's state and the claim in one transaction
+                    if not self.active(db):
+                        return
                     batch, skipped = claim(db, sender.send_id, self.name, sender.claim_size, sender.clock(),
                                            sender.options.batch)
                 sender.report.add(skipped=skipped)
@@ -331,10 +333,8 @@ class _Worker:
             if self.connection is not None:
                 self.connection.close()
 
-    def active(self) -> bool:
-        with self.writing():
-            state = state_of(self.db, self.sender.send_id)
-        if state != "sending":
+    def active(self, db: sa.Connection) -> bool:
+        if state_of(db, self.sender.send_id) != "sending":
             self.sender.report.paused = True
             self.sender.stop.set()
             return False
