@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +46,7 @@ from pipeline.delivery.loop import SendOptions
 from pipeline.delivery.sending import begin_send, connection_factory, plan, run
 from pipeline.settings.scaffold import init_workspace
 from pipeline.settings.workspace import load_workspace
+from postgres import postgres_schema  # benchmarks/ is on the path when a script runs
 
 SINK = Path(__file__).with_name("smtp_sink.py")
 CONNECTIONS = 4  # per process, and for the send in its own process
@@ -80,21 +80,9 @@ def redis_server(folder: Path) -> Iterator[str]:
         process.wait(10)
 
 
-@contextmanager
-def postgres_schema() -> Iterator[str]:
-    base = os.environ.get("CAMPAIGN_BENCH_POSTGRES_URL") or os.environ.get("CAMPAIGN_TEST_POSTGRES_URL") or \
+def postgres_url() -> str:
+    return os.environ.get("CAMPAIGN_BENCH_POSTGRES_URL") or os.environ.get("CAMPAIGN_TEST_POSTGRES_URL") or \
         DEFAULT_POSTGRES
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield sa.engine.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 class Sink:
@@ -283,7 +271,7 @@ def main() -> int:
     parser.add_argument("--memory", type=int, metavar="N", help="Only the memory run, a send to N recipients.")
     args = parser.parse_args()
     fast_count, slow_count = (1_500, 240) if args.quick else (6_000, 640)
-    with tempfile.TemporaryDirectory() as tmp, postgres_schema() as db_url, redis_server(Path(tmp)) as broker:
+    with tempfile.TemporaryDirectory() as tmp, postgres_schema(postgres_url()) as db_url, redis_server(Path(tmp)) as broker:
         folder = Path(tmp)
         os.environ.update({"CAMPAIGN_WORKERS_BROKER": broker, "CAMPAIGN_WORKERS_WINDOW": "16"})
         if args.memory:
