@@ -7,8 +7,9 @@ in the way each database takes them fastest, inside the import's one transaction
   signup-date index and builds it again at the end (sorting once beats a million random inserts).
 - PostgreSQL: ids are taken from the table's sequence, the rows are streamed with COPY into
   temporary staging tables, and at the end one INSERT .. SELECT per table merges them. COPY
-  takes rows about twenty times faster than executemany, and the staging tables have no index
-  or constraint to maintain until the merge, where PostgreSQL checks them all at once.
+  streams rows without a round trip per batch or per-row statement planning, and the staging
+  tables have no index or constraint to maintain; the merge then pays for the real tables'
+  indexes and foreign-key checks, most of an import's time there (benchmarks/README.md).
 
 Rows arrive in the driver's form: timestamps as sql_time() text, custom fields as JSON text.
 """
