@@ -248,8 +248,17 @@ def not_started(conn: Connection, delivery_id: int, worker: str, now: datetime) 
         deliveries.c.id == delivery_id, deliveries.c.worker == worker, deliveries.c.state == "queued")).first()
     if mine is None:
         return "taken"
+    if conn.execute(_STILL_SUBSCRIBED, {"id": delivery_id}).first() is not None:
+        # begin saw the send paused and a resume came before this look: the reader is owed the
+        # message, so the row goes back to the queue for the next claim instead of being skipped.
+        release(conn, [delivery_id], worker, now)
+        return "taken"
     skip(conn, [delivery_id], now, "not subscribed when its turn came")
     return "skipped"
+
+
+_STILL_SUBSCRIBED = sa.select(deliveries.c.id).join(subscribers, subscribers.c.id == deliveries.c.subscriber_id).where(
+    deliveries.c.id == sa.bindparam("id"), subscribers.c.status == "subscribed")
 
 
 def mark_sent(conn: Connection, delivery_id: int, worker: str, message_id: str, now: datetime) -> None:

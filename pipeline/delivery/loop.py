@@ -308,7 +308,6 @@ class _Worker:
                 if not batch and not skipped:
                     return  # nothing claimable is left: the send ends only then
                 for index, item in enumerate(batch):
-                    after = index  # leased rows from here on are given back if this one fails
                     try:
                         if sender.options.rate.interval:
                             self.flush()  # the last message is written down now, not after the wait
@@ -320,13 +319,14 @@ class _Worker:
                             with self.writing() as db:
                                 release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
                             return
-                        after = index + 1
                         self.deliver(item)
                     except Exception:
                         # Leases of a living process are not taken back early, and this process may
-                        # live on (the scheduler, a worker): give back what this thread will not send now.
+                        # live on (the scheduler, a worker): give back what this thread will not send
+                        # now. This row too: a failed group commit leaves it queued and leased to us
+                        # (release touches only rows still queued, never one that went out).
                         with self.writing() as db:
-                            release(db, [c.delivery_id for c in batch[after:]], self.name, sender.clock())
+                            release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
                         raise
         finally:
             self.flush()

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from pipeline.db.engine import Store
 from pipeline.db.raw import RawTransactions
 from pipeline.delivery.commits import GroupCommit
+from tests.conftest import Campaign
 
 
 @pytest.fixture()
@@ -88,3 +89,37 @@ def test_a_thread_alone_does_not_wait(store: Store) -> None:
     assert time.monotonic() - started < 5.0  # far less than the 10 s a transaction may wait for others
     assert results == [[1]]
     assert seen == ["COMMIT"]
+
+
+def test_a_failed_group_gives_back_every_row_its_threads_held(campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    import json
+
+    from pipeline.db.engine import default_url
+    from pipeline.db.schema import deliveries
+    from tests.cli.test_sending import people
+
+    people(campaign, 12)
+    real_run = GroupCommit.run
+    calls = {"n": 0}
+
+    def failing(self: GroupCommit, raw: RawTransactions, statements: list[tuple[str, tuple[object, ...]]]
+                ) -> list[int]:
+        calls["n"] += 1
+        if calls["n"] == 5:  # a group in the middle of the send fails, as a deadlock or lost connection would
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_run(self, raw, statements)
+
+    monkeypatch.setattr(GroupCommit, "run", failing)
+    result = campaign("send", "back-pain", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith("campaign: error: ")
+    with Store(default_url(campaign.root)).reading() as conn:
+        held = conn.execute(sa.select(sa.func.count()).where(
+            deliveries.c.state == "queued", deliveries.c.worker.is_not(None))).scalar()
+    assert held == 0  # nothing waits out a lease: the next run can send every queued row at once
+    monkeypatch.setattr(GroupCommit, "run", real_run)
+    again = campaign("send", "back-pain", "--yes")
+    assert again.exit_code == 0, again.stderr
+    counts = json.loads(campaign("status", "back-pain", "--json").stdout)[0]["counts"]
+    assert counts["queued"] == 0 and counts["sent"] + counts["unknown"] == 12

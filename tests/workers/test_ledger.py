@@ -76,3 +76,26 @@ def test_a_batch_is_taken_by_one_task_and_a_stale_token_takes_nothing(workspace_
     with store.transaction() as conn:
         assert sorted(reserve(conn, send_id, "broker:new", 6, later, later + timedelta(minutes=15))) == sorted(ids)
         assert reserve(conn, send_id, "host:3:w3", 6, later, later, batch) == []
+
+
+def test_a_resume_between_a_paused_begin_and_its_look_gives_the_row_back(workspace_dir: Path, db_url: str,
+                                                                         store: Store) -> None:
+    send_id = _begun(workspace_dir, db_url, store, 2)
+    now = utcnow()
+    with store.transaction() as conn:
+        (first, second), _ = claim(conn, send_id, "host:1:a:0", 10, now)
+        run_sql(conn, "UPDATE sends SET state = 'paused' WHERE id = ?", send_id)
+        sql, params = begin_statement(first.delivery_id, "host:1:a:0", now)
+        assert run_sql(conn, sql, *params).rowcount == 0  # begin saw the pause
+        run_sql(conn, "UPDATE sends SET state = 'sending' WHERE id = ?", send_id)  # resumed before the look
+        assert not_started(conn, first.delivery_id, "host:1:a:0", now) == "taken"
+        # A reader who really left is still skipped.
+        run_sql(conn, "UPDATE subscribers SET status = 'unsubscribed' WHERE id = ?", second.subscriber_id)
+        sql, params = begin_statement(second.delivery_id, "host:1:a:0", now)
+        assert run_sql(conn, sql, *params).rowcount == 0
+        assert not_started(conn, second.delivery_id, "host:1:a:0", now) == "skipped"
+    assert _row(store, first.delivery_id) == ("queued", None)  # owed the message: back for the next claim
+    assert _row(store, second.delivery_id) == ("skipped", None)
+    with store.transaction() as conn:
+        (again,), _ = claim(conn, send_id, "host:2:b:0", 10, now)
+    assert again.delivery_id == first.delivery_id
