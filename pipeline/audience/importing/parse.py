@@ -9,7 +9,6 @@ two-core machine. Everything here is therefore picklable and has no other state.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import itertools
 import json
@@ -33,6 +32,7 @@ from pipeline.audience.subscribers import (
     field_value,
 )
 from pipeline.clock import parse_utc, sql_time
+from pipeline.audience.importing.source import NotUtf8, decoded_lines, open_csv, sniff_delimiter
 from pipeline.errors import ImportFailed, SubscriberError
 
 BATCH = 2000
@@ -139,67 +139,6 @@ class _Columns:
         return dict(zip(self.names, map(str.strip, self.cells_of(cells))))
 
 
-def _sniff_delimiter(first_line: str) -> str:
-    counts = {d: 0 for d in ",;\t"}
-    quoted = False
-    for char in first_line:
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char in counts:
-            counts[char] += 1
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
-def _looks_binary(head: bytes) -> bool:
-    """Many NULs, or NULs in bytes that are not UTF-8: a stray NUL in a name is only a dirty cell."""
-    nuls = head.count(b"\x00")
-    if not nuls:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not merely a character cut at the end of the sample
-            return True
-    return nuls > max(2, len(head) // 100)
-
-
-def _open(path: Path) -> BinaryIO:
-    try:
-        raw = path.open("rb")
-        head = raw.read(8192)
-        raw.seek(0)
-    except FileNotFoundError:
-        raise ImportFailed("no such file", where=path) from None
-    except IsADirectoryError:
-        raise ImportFailed("is a directory, not a CSV file", where=path) from None
-    except OSError as exc:
-        raise ImportFailed(f"cannot be read: {exc.strerror or exc}", where=path) from None
-    if not head.strip():
-        raw.close()
-        raise ImportFailed("is empty", where=path)
-    if _looks_binary(head):
-        raw.close()
-        raise ImportFailed("is a binary file, not CSV text", where=path)
-    return raw
-
-
-class _NotUtf8(Exception):
-    def __init__(self, line: int) -> None:
-        self.line = line
-
-
-def _decoded_lines(raw: BinaryIO) -> Iterator[str]:
-    """The file's lines as text, decoded one by one so a bad byte is reported on its own line."""
-    for number, line in enumerate(raw, start=1):
-        if number == 1 and line.startswith(codecs.BOM_UTF8):
-            line = line[len(codecs.BOM_UTF8):]
-        try:
-            yield line.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _NotUtf8(number) from None
-
-
 _json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps without its per-call set-up
 
 
@@ -271,18 +210,18 @@ class Parser:
     def items(self) -> Iterator[Header | Parsed]:
         """The header first, then batches. Whole-file problems raise ImportFailed."""
         csv.field_size_limit(sys.maxsize)  # a huge cell is rejected with a reason, not a crash
-        raw = _open(self.path)
+        raw = open_csv(self.path)
         reader: Any = None
         try:
-            lines = _decoded_lines(raw)
+            lines = decoded_lines(raw)
             first = next(lines, "")
-            delimiter = _sniff_delimiter(first)
+            delimiter = sniff_delimiter(first)
             reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
             header = self._header(reader)
             columns = _Columns(header, self.path)
             yield Header(header, delimiter)
             yield from self._batches(reader, columns, raw)
-        except _NotUtf8 as exc:
+        except NotUtf8 as exc:
             raise ImportFailed(f"line {exc.line} is not UTF-8 text; save the file as UTF-8 "
                                "(nothing was imported)", where=self.path) from None
         except csv.Error as exc:
