@@ -159,22 +159,6 @@ def apply_pending_unsubscribes(conn: Connection) -> int:
     return len(_apply(conn, journal)) if journal is not None else 0
 
 
-@contextmanager
-def _writing_within(engine: Engine, seconds: float) -> Iterator[Connection]:
-    """A writing transaction that waits at most `seconds` for SQLite's write lock."""
-    with engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-        raw.execute(f"PRAGMA busy_timeout={max(int(seconds * 1000), 1)}")
-        try:
-            conn.execution_options(writing=True)
-            with conn.begin():
-                yield conn
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={int(before)}")
-
-
 def _locked(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
 
@@ -221,7 +205,7 @@ class Unsubscribes:
         if self.journal is None or not self.journal.pending():
             return True
         try:
-            with _writing_within(self.store.engine, wait) as conn:
+            with self.store.transaction(lock_wait=wait) as conn:
                 applied = _apply(conn, self.journal)
         except OperationalError as exc:
             if _locked(exc):

@@ -74,8 +74,8 @@ class Store:
             reason = " ".join(str(exc.orig).split())  # psycopg's reasons run over several lines
             raise StoreError(redact_url(f"cannot open database {url}: {reason}")) from None
 
-    def transaction(self, rollback: bool = False) -> AbstractContextManager[Connection]:
-        return writing(self.engine, rollback)
+    def transaction(self, rollback: bool = False, lock_wait: float | None = None) -> AbstractContextManager[Connection]:
+        return writing(self.engine, rollback, lock_wait=lock_wait)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

@@ -21,10 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pipeline.db.engine import Store
@@ -84,7 +82,8 @@ class Intake:
         from pipeline.db.schema import subscribers
         from pipeline.delivery.sends import send_exists
 
-        with _writing(self.store) as conn:
+        # An import may hold SQLite's lock for minutes; the hits can wait in memory instead.
+        with self.store.transaction(lock_wait=LOCK_WAIT) as conn:
             ids = sorted({e.subscriber_id for e in batch})
             readers = {}
             for start in range(0, len(ids), 500):
@@ -96,24 +95,3 @@ class Intake:
             record(conn, kept)
         self.refused += len(batch) - len(kept)
         return len(kept)
-
-
-@contextmanager
-def _writing(store: Store) -> Iterator[Connection]:
-    """A writing transaction that, on SQLite, waits at most LOCK_WAIT for the write lock (an
-    import may hold it for minutes; the hits can wait in memory instead)."""
-    if store.engine.dialect.name != "sqlite":
-        with store.transaction() as conn:
-            yield conn
-        return
-    with store.engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-        raw.execute(f"PRAGMA busy_timeout={int(LOCK_WAIT * 1000)}")
-        try:
-            conn.execution_options(writing=True)
-            with conn.begin():
-                yield conn
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={int(before)}")
