@@ -37,8 +37,8 @@ from pipeline.delivery.personalise import Personaliser
 from pipeline.delivery.sending import begin_send, connection_factory, plan, run
 from pipeline.settings.scaffold import init_workspace
 from pipeline.settings.workspace import load_workspace
+from smtp_sink import Sink  # benchmarks/ is on the path when a script runs
 
-SINK = Path(__file__).with_name("smtp_sink.py")
 FIRST = ["Ana", "Ben", "Chloé", "Dev", "Emma", "Farid", "Grace", "Hiro", "Inès", "Jamal", "Kai", "Lena"]
 
 
@@ -92,19 +92,6 @@ def build_rate(folder: Path, count: int, baseline_count: int) -> None:
     print(f"1. build MIME: {ours:,.0f} messages/s for {count:,} recipients ({size / count / 1024:.1f} KB each); "
           f"EmailMessage one by one: {baseline:,.0f}/s; ratio {ours / baseline:.1f}x; "
           f"target >= 10,000/s: {'meets' if ours >= 10_000 else 'MISSES'}")
-
-
-class Sink:
-    def __init__(self, delay: float = 0.0) -> None:
-        self.process = subprocess.Popen([sys.executable, str(SINK), "--delay", str(delay)], stdout=subprocess.PIPE,
-                                        text=True)
-        assert self.process.stdout is not None
-        self.port = int(self.process.stdout.readline())
-
-    def stop(self) -> int:
-        self.process.terminate()
-        out, _ = self.process.communicate(timeout=30)
-        return int(out.split()[-1])
 
 
 def raw_ceiling(port: int, message: bytes, count: int, connections: int) -> float:

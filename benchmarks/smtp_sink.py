@@ -4,6 +4,7 @@
 
 Prints its port on the first line; on SIGTERM prints the number of messages it accepted.
 It offers PIPELINING and answers commands in order, waiting --delay before each reply.
+The other benchmarks start it in a process of its own through Sink.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
 import sys
 
 accepted = 0
@@ -61,6 +63,23 @@ async def main(delay: float) -> None:
     await stop.wait()
     server.close()
     print(accepted, flush=True)
+
+
+class Sink:
+    """This sink in a process of its own, as the sending benchmarks run it beside the sender."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.process = subprocess.Popen([sys.executable, __file__, "--delay", str(delay)], stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+        self.url = f"smtp://127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        """Stop it; the number of messages it accepted."""
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        return int(out.split()[-1])
 
 
 if __name__ == "__main__":

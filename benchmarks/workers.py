@@ -47,8 +47,8 @@ from pipeline.delivery.sending import begin_send, connection_factory, plan, run
 from pipeline.settings.scaffold import init_workspace
 from pipeline.settings.workspace import load_workspace
 from postgres import postgres_schema  # benchmarks/ is on the path when a script runs
+from smtp_sink import Sink
 
-SINK = Path(__file__).with_name("smtp_sink.py")
 CONNECTIONS = 4  # per process, and for the send in its own process
 DEFAULT_POSTGRES = "postgresql+psycopg://campaign:campaign@127.0.0.1:5432/campaign_ci"
 
@@ -83,20 +83,6 @@ def redis_server(folder: Path) -> Iterator[str]:
 def postgres_url() -> str:
     return os.environ.get("CAMPAIGN_BENCH_POSTGRES_URL") or os.environ.get("CAMPAIGN_TEST_POSTGRES_URL") or \
         DEFAULT_POSTGRES
-
-
-class Sink:
-    def __init__(self, delay: float = 0.0) -> None:
-        self.process = subprocess.Popen([sys.executable, str(SINK), "--delay", str(delay)], stdout=subprocess.PIPE,
-                                        text=True)
-        assert self.process.stdout is not None
-        self.port = int(self.process.stdout.readline())
-        self.url = f"smtp://127.0.0.1:{self.port}"
-
-    def stop(self) -> int:
-        self.process.terminate()
-        out, _ = self.process.communicate(timeout=30)
-        return int(out.split()[-1])
 
 
 class Bench:
