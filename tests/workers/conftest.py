@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from click.testing import Result
 from pipeline.db.engine import Store
 from pipeline.db.schema import deliveries, subscribers
 from pipeline.workers.app import QUEUE
-from tests.conftest import POSTGRES_URL, Campaign
+from tests.conftest import POSTGRES_URL, Campaign, postgres_schema
 from tests.smtp_server import SmtpTestServer
 
 REQUIRE_REDIS = os.environ.get("CAMPAIGN_REQUIRE_REDIS") == "1"
@@ -106,18 +105,8 @@ def redis_server(scale_out_parts: None, tmp_path: Path) -> Iterator[RedisServer]
 
 @pytest.fixture
 def pg_url(scale_out_parts: None) -> Iterator[str]:
-    assert POSTGRES_URL is not None
-    schema = f"w_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("w") as url:
+        yield url
 
 
 class Cluster:
