@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from pipeline.db.schema import tracking_events
 from pipeline.engagement.events import Event, events_of
 from pipeline.settings.workspace import load_workspace
 from pipeline.web.app import create_app
-from pipeline.web.local_server import LocalServer
 from tests.pages import wait_for
+from tests.web.test_app import running
 
 BASE = "https://willowcreek-acupuncture.example/email"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -79,17 +78,9 @@ def outbox(root: Path) -> dict[str, Mail]:
 @contextmanager
 def serving(root: Path, store: Store) -> Iterator[str]:
     """`campaign serve`'s app for the workspace at root, on a free port; its URL without the final /."""
-    workspace = load_workspace(root)
-    server = LocalServer(create_app(workspace, store, Tokens.of_workspace(root)), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, "the server to start")
-        yield server.url.rstrip("/")
-    finally:
-        server.stop()
-        thread.join(15)
-        assert not thread.is_alive(), "the server did not shut down"
+    # Stopping writes the hits still in memory: it may take longer than the plain pages.
+    with running(create_app(load_workspace(root), store, Tokens.of_workspace(root)), stop_within=15) as url:
+        yield url
 
 
 def recorded(store: Store) -> list[Event]:

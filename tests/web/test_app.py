@@ -61,8 +61,9 @@ class Site:
 
 
 @contextmanager
-def running(app: Starlette) -> Iterator[str]:
-    """The app served from a background thread on a free port of 127.0.0.1; its URL, without a final /."""
+def running(app: Starlette, stop_within: float = 10) -> Iterator[str]:
+    """The app served from a background thread on a free port of 127.0.0.1; its URL, without a final /.
+    It must have shut down stop_within seconds after the block."""
     server = LocalServer(app, "127.0.0.1", 0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -71,7 +72,7 @@ def running(app: Starlette) -> Iterator[str]:
         yield server.url.rstrip("/")
     finally:
         server.stop()
-        thread.join(10)
+        thread.join(stop_within)
         assert not thread.is_alive(), "the server did not shut down"
 
 
