@@ -43,18 +43,21 @@ def _os_error(exc: OSError) -> str:
 
 def _database_error(exc: Exception) -> str | None:
     """A database driver's complaint (a full disk, a lost server) as one line; None if it is not one.
-    SQLAlchemy is only looked at if a command already loaded it."""
-    if "sqlalchemy" not in sys.modules:
+    It comes wrapped by SQLAlchemy, or straight from the driver where bulk imports and sending talk
+    to it directly. SQLAlchemy and the drivers are only looked at if a command already loaded them."""
+    wrapper = sys.modules.get("sqlalchemy.exc")
+    drivers = tuple(module.Error for name in ("sqlite3", "psycopg") if (module := sys.modules.get(name)) is not None)
+    if wrapper is not None and isinstance(exc, wrapper.DBAPIError):
+        orig: BaseException | None = exc.orig
+    elif drivers and isinstance(exc, drivers):
+        orig = exc
+    else:
         return None
-    from sqlalchemy.exc import DBAPIError
-
-    if not isinstance(exc, DBAPIError):
-        return None
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    reason = str(orig).strip().splitlines()[0] if orig is not None else type(exc).__name__
     # SQLite says SQLITE_FULL ("database or disk is full") or SQLITE_IOERR ("disk I/O error") when a
     # write fails; PostgreSQL's disk_full and io_error are SQLSTATE 53100 and 58030.
-    name = getattr(exc.orig, "sqlite_errorname", None) or ""
-    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or getattr(exc.orig, "sqlstate", None) in ("53100", "58030"):
+    name = getattr(orig, "sqlite_errorname", None) or ""
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or getattr(orig, "sqlstate", None) in ("53100", "58030"):
         return (f"the database could not write ({reason}): the disk may be full; nothing of the change in "
                 "progress was saved")
     return f"the database refused a change ({reason}); nothing of this command's change was kept"

@@ -144,3 +144,18 @@ def test_counting_a_segment_loads_only_what_counting_needs(campaign: Campaign) -
              "print(json.dumps(sorted({m for m in sys.modules if m.startswith(unneeded)})))\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == ["0", "[]"]
+
+
+def test_what_the_database_refuses_in_a_bulk_import_is_one_line(audience: Campaign, tmp_path: Path) -> None:
+    # New rows reach PostgreSQL through COPY, straight from the driver, not through SQLAlchemy.
+    source = tmp_path / "long.csv"
+    source.write_text(f"email,first_name\nana@example.com,{'A' * 300}\n", encoding="utf-8")
+    result = audience("subscribers", "import", str(source))
+    assert audience.db_url is not None
+    if audience.db_url.startswith("sqlite"):  # SQLite does not enforce a column's length
+        assert (result.exit_code, result.stdout) == (0, "added 1, updated 0, unchanged 0, rejected 0\n")
+        return
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == ("campaign: error: the database refused a change (value too long for type character "
+                             "varying(200)); nothing of this command's change was kept\n")
+    assert audience("subscribers", "count").stdout.splitlines()[0].endswith("\t0")
