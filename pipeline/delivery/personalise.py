@@ -14,7 +14,7 @@ from functools import cached_property
 from itsdangerous import BadSignature, Signer
 
 from pipeline.audience.recipients import SAMPLE, Recipient, require, sample_recipient
-from pipeline.audience.tokens import Tokens
+from pipeline.audience.tokens import Tokens, signed
 from pipeline.content.build import Build, Content
 from pipeline.content.compose import archive_path
 from pipeline.content.merge import PerPart, Prepared, prepare
@@ -66,12 +66,11 @@ class ViewTokens:
 
     def __init__(self, tokens: Tokens) -> None:
         self.tokens = tokens
-        key = Signer(tokens.secret, salt=_VIEW_SALT).derive_key()  # derived once, not per message
-        self._signer = Signer(key, salt=_VIEW_SALT, key_derivation="none")
+        self._key = Signer(tokens.secret, salt=_VIEW_SALT).derive_key()  # derived once, not per message
+        self._signer = Signer(self._key, salt=_VIEW_SALT, key_derivation="none")
 
     def make(self, subscriber_id: int, email: str, campaign: str, digest: str) -> str:
-        payload = f"{subscriber_id}.{self.tokens.binding(email)}.{digest[:12]}.{campaign}"
-        return self._signer.sign(payload).decode("ascii")
+        return signed(self._key, f"{subscriber_id}.{self.tokens.binding(email)}.{digest[:12]}.{campaign}")
 
     def read(self, token: str) -> ViewLink | None:
         """What a token names; None for anything this workspace did not sign."""

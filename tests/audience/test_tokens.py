@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from itsdangerous import Signer, TimestampSigner
 
-from pipeline.audience.tokens import SECRET_FILE, LinkData, Tokens, load_secret
+from pipeline.audience.tokens import SECRET_FILE, LinkData, Tokens, load_secret, signed
 from pipeline.errors import ConfigError, InvalidToken
 
 SECRET = "a-long-secret, 0123456789 abcdefXYZ"
@@ -36,6 +36,21 @@ def test_tokens_are_itsdangerous_signatures_bound_to_the_address() -> None:
     # No time inside: every copy of a campaign carries the same link for the same reader.
     assert tokens.make(42, "ana@example.com", "back-pain") == token
     assert tokens.make(42, "ben@example.com", "back-pain") != token
+
+
+def test_signed_makes_the_bytes_itsdangerous_makes() -> None:
+    key = Signer(SECRET, salt="view-link").derive_key()
+    signer = Signer(key, salt="view-link", key_derivation="none")
+    for payload in ("1.abc.def", "", "9" * 300, "42.Ab-_9xYz.0123456789ab.back-pain"):
+        assert signed(key, payload) == signer.sign(payload).decode("ascii")
+        assert signer.unsign(signed(key, payload)).decode("ascii") == payload
+
+
+def test_the_kept_binding_is_only_ever_the_last_address() -> None:
+    tokens, fresh = Tokens(SECRET), Tokens(SECRET)
+    for email in ("ana@example.com", "ana@example.com", "ben@example.com", "ana@example.com", "Ana@Example.com"):
+        assert tokens.binding(email) == Tokens(SECRET).binding(email)
+    assert tokens.binding("ben@example.com") != fresh.binding("ana@example.com")
 
 
 def test_round_trip_belonging_and_rejections() -> None:
