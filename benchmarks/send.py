@@ -31,7 +31,7 @@ from pipeline.audience.recipients import Recipient
 from pipeline.audience.tokens import Tokens
 from pipeline.clock import utcnow
 from pipeline.db.engine import Store, default_url
-from pipeline.delivery.loop import SendOptions
+from pipeline.delivery.runs import SendOptions
 from pipeline.delivery.mime import MessageFactory
 from pipeline.delivery.personalise import Personaliser
 from pipeline.delivery.sending import begin_send, connection_factory, plan, run

@@ -42,7 +42,7 @@ from pipeline.clock import utcnow
 from pipeline.db.engine import Store
 from pipeline.db.schema import deliveries
 from pipeline.delivery.ledger import pending
-from pipeline.delivery.loop import SendOptions
+from pipeline.delivery.runs import SendOptions
 from pipeline.delivery.sending import begin_send, connection_factory, plan, run
 from pipeline.settings.scaffold import init_workspace
 from pipeline.settings.workspace import load_workspace

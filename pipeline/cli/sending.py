@@ -12,8 +12,8 @@ import click
 
 from pipeline.cli.context import State, pass_state
 from pipeline.clock import human, utcnow
-from pipeline.delivery.loop import RateLimit, RetryPolicy, SendOptions, SendReport
 from pipeline.delivery.proofs import test_send
+from pipeline.delivery.runs import RateLimit, RetryPolicy, SendOptions, SendReport
 from pipeline.delivery.sending import (
     RETRY_WINDOW,
     Plan,

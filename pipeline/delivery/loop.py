@@ -13,8 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -25,7 +24,6 @@ from pipeline.db.raw import RawTransactions
 from pipeline.delivery.bounces.intake import record_refusal
 from pipeline.delivery.commits import WRITE_LOCK, GroupCommit
 from pipeline.delivery.ledger import (
-    Batch,
     Claimed,
     begin_statement,
     claim,
@@ -39,6 +37,7 @@ from pipeline.delivery.ledger import (
     worker_name,
 )
 from pipeline.delivery.mime import MessageFactory
+from pipeline.delivery.runs import SendOptions, SendReport
 from pipeline.delivery.sends import state_of
 from pipeline.delivery.transports import (
     Connection,
@@ -47,91 +46,14 @@ from pipeline.delivery.transports import (
     TemporaryFailure,
     UncertainDelivery,
 )
-from pipeline.errors import SendError, TransportError
-from pipeline.settings.workspace import RATE
+from pipeline.errors import TransportError
 
 CLAIM_BATCH = 50  # leased rows stay queued, so a crash never makes them unknown
 CONNECT_ATTEMPTS = 3
 SENDER_CACHE_KB = 2048  # SQLite page cache of each sending connection
-
-
-class RateLimit:
-    """A shared pace for all workers: at most `per_second` messages a second, evenly spread."""
-
-    def __init__(self, per_second: float | None) -> None:
-        self.interval = 1 / per_second if per_second else 0.0
-        self.next = time.monotonic()
-        self.lock = threading.Lock()
-
-    @classmethod
-    def parse(cls, text: str | None) -> RateLimit:
-        if not text:
-            return cls(None)
-        match = RATE.match(text)
-        if not match:
-            raise SendError(f"--rate {text!r} is not a rate like '50/s' or '1000/h'")
-        count, unit = float(match.group(1)), match.group(2)[0]
-        seconds = {"s": 1, "m": 60, "h": 3600}[unit]
-        return cls(count / seconds if count else None)
-
-    def next_slot(self) -> float:
-        """The time.monotonic() at which the caller may send its next message."""
-        with self.lock:
-            slot = max(self.next, time.monotonic())
-            self.next = slot + self.interval
-        return slot
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When to try a 4xx or a dropped connection again, and when to give up."""
-
-    first_delay: float = 60.0
-    factor: float = 4.0
-    max_delay: float = 4 * 3600.0
-    max_attempts: int = 6
-
-    def delay(self, attempts: int) -> timedelta:
-        seconds = min(self.first_delay * self.factor ** max(attempts - 1, 0), self.max_delay)
-        return timedelta(seconds=seconds)
-
-
-@dataclass
-class SendReport:
-    sent: int = 0
-    failed: int = 0
-    retrying: int = 0
-    skipped: int = 0
-    bounced: int = 0
-    unknown: int = 0
-    stopped: bool = False
-    paused: bool = False
-    limited: bool = False
-    error: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self.lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
-
-    def merged(self, later: SendReport) -> SendReport:
-        """This run's report and a later run's as one: counts added, the later run's end kept."""
-        counted = ("sent", "failed", "retrying", "skipped", "bounced", "unknown")
-        both = SendReport(**{name: getattr(self, name) + getattr(later, name) for name in counted})
-        both.stopped, both.paused, both.limited = later.stopped, later.paused, later.limited
-        both.error = later.error or self.error
-        return both
-
-
-@dataclass
-class SendOptions:
-    concurrency: int = 4
-    rate: RateLimit = field(default_factory=lambda: RateLimit(None))
-    limit: int | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    deadline: float | None = None  # time.monotonic() after which no new message is started
-    batch: Batch | None = None  # claim only these deliveries (a `campaign worker` task's batch)
+# How often the caller hears how far the run is: a terminal's progress bar costs more to draw
+# than a message costs to build, and nobody reads it faster than this.
+PROGRESS_EVERY = 0.1
 
 
 class Sender:
@@ -149,6 +71,7 @@ class Sender:
         self.progress = progress or (lambda _report: None)
         self.clock = clock
         self.report = SendReport()
+        self.shown = float("-inf")  # time.monotonic() the caller last heard of the report
         self.commits = GroupCommit()  # the threads' per-message transactions, several in one
         self.budget = options.limit
         self.budget_lock = threading.Lock()
@@ -172,7 +95,15 @@ class Sender:
             self.stop.set()
             for done in finished:
                 done.wait()
+        self.progress(self.report)  # the last figures, whenever the run last told them
         return self.report
+
+    def told(self) -> None:
+        """Tell the caller how far the run is, if it has not heard for a while."""
+        now = time.monotonic()
+        if now - self.shown >= PROGRESS_EVERY:
+            self.shown = now
+            self.progress(self.report)
 
     def wait_until(self, moment: float) -> None:
         """Sleep until `moment` (time.monotonic()), or until this run should stop: a slow --rate
@@ -382,7 +313,7 @@ class _Worker:
         else:
             self.sent = (item.delivery_id, message_id)
             sender.report.add(sent=1)
-        sender.progress(sender.report)
+        sender.told()
 
     def drop_connection(self) -> None:
         if self.connection is not None:

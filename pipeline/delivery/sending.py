@@ -27,7 +27,8 @@ from pipeline.delivery.ledger import (
     requeue,
     snapshot,
 )
-from pipeline.delivery.loop import Sender, SendOptions, SendReport, small_cache
+from pipeline.delivery.loop import Sender, small_cache
+from pipeline.delivery.runs import SendOptions, SendReport
 from pipeline.delivery.sends import (
     SendRow,
     create_send,

@@ -19,7 +19,7 @@ from pipeline.content.build import build_campaign
 from pipeline.db.engine import Store
 from pipeline.delivery.frozen import freeze
 from pipeline.delivery.ledger import snapshot
-from pipeline.delivery.loop import RateLimit, SendOptions
+from pipeline.delivery.runs import RateLimit, SendOptions
 from pipeline.delivery.sending import run
 from pipeline.delivery.sends import SendRow, all_sends, find_send, set_send_state
 from pipeline.delivery.transports import ConnectionFactory

@@ -41,7 +41,7 @@ from pipeline.delivery.ledger import (
     release,
     reserve,
 )
-from pipeline.delivery.loop import SendReport
+from pipeline.delivery.runs import SendReport
 from pipeline.delivery.sending import RunResult, content_of, prepare
 from pipeline.delivery.sends import SendRow, state_of
 from pipeline.errors import SendError

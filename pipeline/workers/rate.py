@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pipeline.delivery.loop import RateLimit
+from pipeline.delivery.runs import RateLimit
 from pipeline.errors import SendError
 from pipeline.redact import redact_url
 

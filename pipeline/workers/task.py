@@ -36,8 +36,9 @@ from pipeline.delivery.ledger import (
     reserve,
     worker_name,
 )
-from pipeline.delivery.loop import RateLimit, Sender, SendOptions, SendReport
+from pipeline.delivery.loop import Sender
 from pipeline.delivery.mime import MessageFactory
+from pipeline.delivery.runs import RateLimit, SendOptions, SendReport
 from pipeline.delivery.sending import connection_factory
 from pipeline.delivery.sends import state_of
 from pipeline.delivery.tracking import send_factory
