@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -72,8 +74,13 @@ def write_all_atomic(files: Mapping[Path, str | bytes]) -> None:
 
 
 @contextmanager
-def staged_directory(target: Path) -> Iterator[Path]:
-    """A scratch directory beside target that becomes target only if the block finishes."""
+def staged_directory(target: Path, *, replace: bool = False) -> Iterator[Path]:
+    """A scratch directory beside target that becomes target only if the block finishes.
+
+    A target that is there by then is an error unless `replace`: then the new directory takes
+    its place whole, swapped with it in one step where the system can (Linux's renameat2), else
+    right after the old one is moved aside. Callers check first that it is theirs to replace.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -81,11 +88,35 @@ def staged_directory(target: Path) -> Iterator[Path]:
         raise cannot("create", target, exc) from None
     try:
         yield scratch
-        os.chmod(scratch, 0o777 & ~_umask())
-        os.replace(scratch, target)  # atomic; also replaces an empty directory
+        os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp's directory is private; a web server may read this one
+        if not (replace and target.exists()):
+            os.replace(scratch, target)  # atomic; also replaces an empty directory
+        elif _exchange(scratch, target):
+            shutil.rmtree(scratch)  # the old directory, now
+        else:
+            old = scratch.with_name(scratch.name + ".old")
+            os.rename(target, old)
+            try:
+                os.rename(scratch, target)
+            except OSError:
+                os.rename(old, target)  # put the old one back rather than leave none
+                raise
+            shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(scratch, ignore_errors=True)
         raise cannot("create", target, exc) from None
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+
+
+def _exchange(one: Path, other: Path) -> bool:
+    """Swap two directories' names in one step; False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(one), at_fdcwd, os.fsencode(other), rename_exchange) == 0

@@ -32,3 +32,29 @@ def test_unwritable_places_are_one_line_errors_naming_the_path(tmp_path: Path) -
         with staged_directory(Path("/proc/no-such-folder/site")):
             pass
     assert str(caught.value) == "/proc/no-such-folder/site: cannot create: No such file or directory"
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["exchanged", "moved-aside"])
+def test_a_staged_directory_replaces_a_full_one_whole_only_when_asked(tmp_path: Path, atomic: bool,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import files
+
+    if not atomic:
+        monkeypatch.setattr(files, "_exchange", lambda one, other: False)  # a system without renameat2
+    target = tmp_path / "site"
+    target.mkdir()
+    (target / "old.html").write_text("old")
+    with pytest.raises(FileError) as caught:
+        with staged_directory(target) as scratch:
+            (scratch / "new.html").write_text("new")
+    assert str(caught.value).startswith(f"{target}: cannot create: ")
+    assert [p.name for p in target.iterdir()] == ["old.html"]
+    with staged_directory(target, replace=True) as scratch:
+        (scratch / "new.html").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.html"]
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]  # neither the scratch nor the old one is left
+    with pytest.raises(KeyboardInterrupt):
+        with staged_directory(target, replace=True) as scratch:
+            (scratch / "half.html").write_text("half")
+            raise KeyboardInterrupt
+    assert [p.name for p in target.iterdir()] == ["new.html"] and [p.name for p in tmp_path.iterdir()] == ["site"]

@@ -13,13 +13,7 @@ it; the same sends and files give the same bytes. Everything it shows is in arch
 
 from __future__ import annotations
 
-import ctypes
-import os
-import shutil
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -32,7 +26,7 @@ from pipeline.db.engine import Store
 from pipeline.delivery.frozen import frozen
 from pipeline.delivery.sends import all_sends
 from pipeline.errors import CampaignError, ConfigError, FileError, SeveralErrors
-from pipeline.files import cannot
+from pipeline.files import staged_directory
 from pipeline.settings.campaign import load_campaign
 from pipeline.settings.workspace import Workspace
 from pipeline.web.archive_pages import (
@@ -171,7 +165,10 @@ def write_archive(store: Store, workspace: Workspace, folder: Path | None = None
     folder = folder or default_folder(workspace)
     notes = _Notes(note)
     files, pages, images = archive_files(store, workspace, notes)
-    with _replacing(folder) as scratch:
+    if folder.exists() and (not folder.is_dir() or not _is_archive(folder)):
+        raise FileError("is not an archive that `campaign archive` wrote; choose an empty or new folder with --out",
+                        where=folder)
+    with staged_directory(folder, replace=True) as scratch:
         for relative, data in sorted(files.items()):
             path = scratch / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,52 +200,3 @@ def _is_archive(folder: Path) -> bool:
     return not any(folder.iterdir()) or ((folder / "feed.xml").is_file() and (folder / "sitemap.xml").is_file())
 
 
-@contextmanager
-def _replacing(target: Path) -> Iterator[Path]:
-    """A scratch folder beside target that takes its place, whole, if the block finishes: swapped
-    with the old one in one step where the system can (Linux's renameat2), else right after
-    moving the old one aside."""
-    if target.exists() and (not target.is_dir() or not _is_archive(target)):
-        raise FileError("is not an archive that `campaign archive` wrote; choose an empty or new folder with --out",
-                        where=target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as exc:
-        raise cannot("create", target, exc) from None
-    try:
-        yield scratch
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(scratch, 0o777 & ~mask)  # mkdtemp's folder is private; a web server must read this one
-        if not target.exists():
-            os.rename(scratch, target)
-        elif _exchange(scratch, target):
-            shutil.rmtree(scratch)  # the old archive, now
-        else:
-            old = scratch.with_name(scratch.name + ".old")
-            os.rename(target, old)
-            try:
-                os.rename(scratch, target)
-            except OSError:
-                os.rename(old, target)  # put the old one back rather than leave none
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise cannot("write", target, exc) from None
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-
-
-def _exchange(one: Path, other: Path) -> bool:
-    """Swap two folders' names in one step; False where the system cannot."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(one), at_fdcwd, os.fsencode(other), rename_exchange) == 0

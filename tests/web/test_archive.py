@@ -316,11 +316,11 @@ def test_an_archive_page_fits_a_phone_without_scrolling_sideways(sent: Campaign,
 
 def test_without_an_atomic_exchange_the_old_archive_is_moved_aside_then_replaced(
         sent: Campaign, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.web import archive
+    from pipeline import files
 
     assert sent("archive").exit_code == 0
     first = every_file(sent.root / "out" / "archive")
-    monkeypatch.setattr(archive, "_exchange", lambda one, other: False)  # a system without renameat2
+    monkeypatch.setattr(files, "_exchange", lambda one, other: False)  # a system without renameat2
     monkeypatch.setenv("CAMPAIGN_ARCHIVE_TITLE", "Health notes")
     result = sent("archive")
     assert result.exit_code == 0, result.stderr
