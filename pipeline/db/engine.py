@@ -74,8 +74,9 @@ class Store:
             reason = " ".join(str(exc.orig).split())  # psycopg's reasons run over several lines
             raise StoreError(redact_url(f"cannot open database {url}: {reason}")) from None
 
-    def transaction(self, rollback: bool = False, lock_wait: float | None = None) -> AbstractContextManager[Connection]:
-        return writing(self.engine, rollback, lock_wait=lock_wait)
+    def transaction(self, rollback: bool = False, lock_wait: float | None = None,
+                    foreign_keys: bool = True) -> AbstractContextManager[Connection]:
+        return writing(self.engine, rollback, foreign_keys, lock_wait)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

@@ -14,8 +14,10 @@ def writing(engine: Engine, rollback: bool = False, foreign_keys: bool = True,
     """One writing transaction: committed if the block finishes (rolled back instead with
     `rollback`, for dry runs), rolled back on any error or Ctrl-C.
 
-    `foreign_keys=False` suspends SQLite's foreign key actions for this transaction (schema
-    upgrades only). SQLite ignores that setting inside a transaction, so it is set before.
+    `foreign_keys=False` suspends SQLite's foreign key checks and actions for this transaction:
+    for schema upgrades, and for imports, whose rows refer only to subscribers the same
+    transaction made or read while it held the write lock. SQLite ignores that setting inside a
+    transaction, so it is set before.
     `lock_wait` (seconds) shortens how long SQLite waits for its write lock, for work that would
     rather keep its changes in memory and try again than wait out an import.
     """
@@ -35,7 +37,9 @@ def writing(engine: Engine, rollback: bool = False, foreign_keys: bool = True,
                 if rollback:
                     transaction.rollback()
         finally:
-            if driver is not None and not foreign_keys:
-                driver.execute("PRAGMA foreign_keys=ON")
-            if driver is not None and waited is not None:
-                driver.execute(f"PRAGMA busy_timeout={int(waited)}")
+            # A Ctrl-C inside a statement makes SQLAlchemy close the connection: nothing to restore.
+            if driver is not None and not conn.invalidated:
+                if not foreign_keys:
+                    driver.execute("PRAGMA foreign_keys=ON")
+                if waited is not None:
+                    driver.execute(f"PRAGMA busy_timeout={int(waited)}")

@@ -3,8 +3,10 @@
 The importer decides row by row what changes (write.py); this module only stores the new rows,
 in the way each database takes them fastest, inside the import's one transaction:
 
-- SQLite: one executemany per table and batch, straight to the driver; a large import drops the
-  signup-date index and builds it again at the end (sorting once beats a million random inserts).
+- SQLite: one executemany per table and batch, straight to the driver, and one statement per tag
+  and batch; a large import drops the signup-date index and builds it again at the end (sorting
+  once beats a million random inserts). The status CHECK is done here instead of by SQLite, which
+  builds its IN list anew for every row: a third of the time a new subscriber's insert takes.
 - PostgreSQL: ids are taken from the table's sequence, the rows are streamed with COPY into
   temporary staging tables, and at the end one INSERT .. SELECT per table merges them. COPY
   streams rows without a round trip per batch or per-row statement planning, and the staging
@@ -25,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.db.raw import insert_many
-from pipeline.db.schema import consents, signed_up_index, subscriber_tags, subscribers
+from pipeline.db.schema import STATUSES, consents, signed_up_index, subscriber_tags, subscribers
 
 SUBSCRIBER_COLUMNS = ("email", "email_key", "first_name", "last_name", "fields", "timezone", "status",
                       "consent_source", "consent_at", "signed_up", "created_at", "updated_at")
@@ -56,7 +58,7 @@ def loader(conn: Connection, large: bool) -> Iterator[Loader]:
         yield staged
         staged.merge()
         return
-    with _indexes_rebuilt(conn) if large else contextlib.nullcontext():
+    with _indexes_rebuilt(conn) if large else contextlib.nullcontext(), _statuses_checked_here(conn):
         yield _Direct(conn)
 
 
@@ -74,11 +76,19 @@ class _Direct:
             (json.dumps(keys),))]
 
     def subscribers(self, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+        if not {row[_STATUS] for row in rows} <= _VALID_STATUSES:
+            raise ValueError(f"a status other than {', '.join(STATUSES)}")
         insert_many(self.conn, subscribers, SUBSCRIBER_COLUMNS, rows)
         return self._new_ids([row[1] for row in rows])
 
     def tags(self, rows: Sequence[tuple[str, int]]) -> None:
-        insert_many(self.conn, subscriber_tags, TAG_COLUMNS, rows)
+        # A list has a few tags, each on many rows: one statement per tag with its ids as a JSON
+        # array costs a third less than a statement run for every pair.
+        by_tag: dict[str, list[int]] = {}
+        for tag, subscriber_id in rows:
+            by_tag.setdefault(tag, []).append(subscriber_id)
+        for tag, ids in by_tag.items():
+            self.conn.exec_driver_sql(_TAGGED, (tag, json.dumps(ids)))
 
     def consents(self, rows: Sequence[tuple[Any, ...]]) -> None:
         insert_many(self.conn, consents, CONSENT_COLUMNS, rows)
@@ -98,8 +108,24 @@ class _Direct:
         return [by_key[k] for k in keys]
 
 
+_STATUS = SUBSCRIBER_COLUMNS.index("status")
+_VALID_STATUSES = frozenset(STATUSES)
+_TAGGED = "INSERT INTO subscriber_tags (tag, subscriber_id) SELECT ?, value FROM json_each(?)"
 _IDS_OF = sa.select(subscribers.c.email_key, subscribers.c.id).where(
     subscribers.c.email_key.in_(sa.bindparam("keys", expanding=True)))
+
+
+@contextlib.contextmanager
+def _statuses_checked_here(conn: Connection) -> Iterator[None]:
+    """SQLite's CHECK constraints are skipped while the block runs; the only one the import's
+    statements meet is the subscribers' status, which _Direct checks itself (and the importer
+    changes an existing subscriber's status only to one of the same few)."""
+    conn.exec_driver_sql("PRAGMA ignore_check_constraints=ON")
+    try:
+        yield
+    finally:
+        if not conn.invalidated:  # a Ctrl-C inside a statement closes the connection
+            conn.exec_driver_sql("PRAGMA ignore_check_constraints=OFF")
 
 
 @contextlib.contextmanager

@@ -63,7 +63,9 @@ class Record(NamedTuple):
     """One good row. A tuple, because batches of them are pickled to the parent process."""
 
     line: int
-    cells: list[str]
+    # The row's cells, for the rejects file: joined by _US, which pickles as one string instead
+    # of a list of them (a fifth of the pickling both ways); the list itself when a cell holds _US.
+    row: str | list[str]
     email: str
     key: str
     status: str | None
@@ -78,6 +80,18 @@ class Record(NamedTuple):
     # Mailchimp's OPTIN_TIME, OPTIN_IP, CONFIRM_TIME and CONFIRM_IP, for the consent record
     # (audience.consent); None when the row has none of them.
     consent: tuple[str | None, str | None, str | None, str | None] | None = None
+
+    @property
+    def cells(self) -> list[str]:
+        return self.row.split(_US) if isinstance(self.row, str) else self.row
+
+
+_US = "\x1f"  # the ASCII unit separator, which no one types into a spreadsheet
+
+
+def _joined(cells: list[str]) -> str | list[str]:
+    row = _US.join(cells)
+    return row if row.count(_US) == len(cells) - 1 else cells
 
 
 @dataclass
@@ -323,12 +337,15 @@ class Parser:
             if parts:
                 fields_json = "{" + ", ".join(parts) + "}"  # what _json() makes of the same dict
         self.seen.add(key)
-        optin = self._time(line, "optin_time", cell) if (cell := get("optin_time")) else None
-        confirm = self._time(line, "confirm_time", cell) if (cell := get("confirm_time")) else None
+        optin = self._time(line, "optin_time", optin_cell) if (optin_cell := get("optin_time")) else None
+        if (cell := get("confirm_time")) == optin_cell and optin is not None:
+            confirm = optin  # a single opt-in list's export: the same moment in both columns
+        else:
+            confirm = self._time(line, "confirm_time", cell) if cell else None
         optin_ip = self._ip(line, "optin_ip", cell) if (cell := get("optin_ip")) else None
         confirm_ip = self._ip(line, "confirm_ip", cell) if (cell := get("confirm_ip")) else None
         return Record(
-            line, cells, email, key, status, first_name, last_name, tags, fields_json, timezone,
+            line, _joined(cells), email, key, status, first_name, last_name, tags, fields_json, timezone,
             _clean(cell) if (cell := get("consent_source")) else None,
             confirm or optin or (self._time(line, "consent_at", cell) if (cell := get("consent_at")) else None),
             (self._time(line, "signed_up", cell) if (cell := get("signed_up")) else None) or optin

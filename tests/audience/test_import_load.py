@@ -1,0 +1,74 @@
+"""How an import stores its rows (audience/importing/load.py): the checks SQLite is spared are
+made all the same, and the connection is left as the import found it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline.audience.importing.parse import STATUS_WORDS
+from pipeline.audience.importing.write import BULK_FROM_BYTES, ImportOptions, import_csv
+from pipeline.audience.subscribers import get
+from pipeline.db.engine import Store
+from pipeline.db.schema import STATUSES, subscriber_tags
+from pipeline.errors import ImportFailed
+
+LIST = ("email,first_name,tags,note\n"
+        "ana@example.com,Ana,\"vip,sleep\",\n"
+        "ben@example.com,Ben,sleep,\"a\x1fb\"\n"
+        "chloe@example.com,Chloé,,\n")
+
+
+@pytest.fixture(params=["small", "large"])
+def source(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The list, imported as a small file and by the large-file path (a helper process, the
+    index rebuilt at the end)."""
+    if request.param == "large":
+        import pipeline.audience.importing.helper
+        import pipeline.audience.importing.write
+
+        monkeypatch.setattr(pipeline.audience.importing.helper, "PARALLEL_FROM_BYTES", 0)
+        monkeypatch.setattr(pipeline.audience.importing.write, "BULK_FROM_BYTES", 0)
+    assert BULK_FROM_BYTES > len(LIST)
+    path = tmp_path / "list.csv"
+    path.write_text(LIST, encoding="utf-8")
+    return path
+
+
+def test_tags_and_references_are_stored_whole(store: Store, source: Path) -> None:
+    import_csv(store, source, ImportOptions())
+    with store.reading() as conn:
+        assert get(conn, "ana@example.com").tags == ("sleep", "vip")
+        assert get(conn, "ben@example.com").tags == ("sleep",)
+        assert get(conn, "chloe@example.com").tags == ()
+        assert conn.execute(sa.select(sa.func.count()).select_from(subscriber_tags)).scalar() == 3
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").first() is None
+
+
+def test_the_connection_checks_again_after_an_import(store: Store, source: Path) -> None:
+    import_csv(store, source, ImportOptions())
+    with store.transaction() as conn:
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA ignore_check_constraints").scalar() == 0
+        ana = get(conn, "ana@example.com")
+    with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
+        conn.execute(sa.text("UPDATE subscribers SET status = 'asleep' WHERE id = :id"), {"id": ana.id})
+
+
+def test_a_status_the_database_would_refuse_is_refused_before(store: Store, source: Path) -> None:
+    assert set(STATUS_WORDS.values()) <= set(STATUSES)
+    with pytest.raises(ImportFailed, match="unknown status 'asleep'"):
+        import_csv(store, source, ImportOptions(status="asleep"))
+
+
+def test_a_row_turned_away_by_the_writer_keeps_its_cells(store: Store, source: Path) -> None:
+    import_csv(store, source, ImportOptions(status="unsubscribed"))
+    report = import_csv(store, source, ImportOptions())  # suppressed rows are not resubscribed
+    assert report.rejects_path is not None
+    rows = report.rejects_path.read_text(encoding="utf-8").splitlines()
+    assert rows[2] == "ben@example.com,Ben,sleep,a\x1fb,line 3: ben@example.com is unsubscribed; use " \
+                      "--resubscribe to subscribe it again"
