@@ -7,11 +7,6 @@ trip and a WAL flush on PostgreSQL), and SQLite lets one writer in at a time any
 threads that need to write while one transaction runs wait, and the next transaction holds all
 of their statements: one commit for several connections' messages.
 
-That is SQLite's case. PostgreSQL takes writers side by side and merges the WAL flushes of
-commits that arrive together on its own, while every transaction costs a few round trips and a
-flush: lined up in the process, each thread waited for the others' (a send there went faster
-with each thread committing for itself), so on PostgreSQL each does.
-
 Nothing about the crash rule changes. A thread still waits for the commit that marks its
 message `sending` before the message goes out, and a transaction is all or nothing: if the
 process dies before a group's commit, none of the group's messages went out and the rows each
@@ -22,7 +17,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from pipeline.db.raw import RawTransactions
@@ -66,8 +60,7 @@ class GroupCommit:
     next one to the first thread that arrived meanwhile, so each thread soon goes back to its
     own connection."""
 
-    def __init__(self, gather: float = GATHER, *, shared: bool = True) -> None:
-        self.shared = shared  # False: every thread runs its own transactions, side by side (PostgreSQL)
+    def __init__(self, gather: float = GATHER) -> None:
         self.guard = threading.Lock()
         self.complete = threading.Condition(self.guard)  # every thread has asked: the gatherer goes on
         self.gathering = False
@@ -75,10 +68,6 @@ class GroupCommit:
         self.busy = False
         self.gather = gather
         self.threads = 0  # threads that may still ask: a transaction waits for them a moment
-
-    def writer(self) -> AbstractContextManager[object]:
-        """Held around any other write transaction of a sending thread."""
-        return WRITE_LOCK if self.shared else nullcontext()
 
     def join(self) -> None:
         with self.guard:
@@ -97,8 +86,6 @@ class GroupCommit:
         """Run `statements` in a transaction, perhaps with other threads' statements; returns the
         row counts of this thread's statements once that transaction has committed. If it fails,
         every thread in it gets the error, and none of its statements took effect."""
-        if not self.shared:
-            return raw.run(statements)
         mine = _Request(statements)
         with self.guard:
             self.waiting.append(mine)

@@ -22,7 +22,7 @@ from pipeline.clock import utcnow
 from pipeline.db.engine import CACHE_PAGES, Store
 from pipeline.db.raw import RawTransactions
 from pipeline.delivery.bounces.intake import record_refusal
-from pipeline.delivery.commits import GroupCommit
+from pipeline.delivery.commits import WRITE_LOCK, GroupCommit
 from pipeline.delivery.ledger import (
     Claimed,
     begin_statement,
@@ -72,8 +72,7 @@ class Sender:
         self.clock = clock
         self.report = SendReport()
         self.shown = float("-inf")  # time.monotonic() the caller last heard of the report
-        # The threads' per-message transactions, several in one on SQLite (see delivery.commits).
-        self.commits = GroupCommit(shared=store.engine.dialect.name == "sqlite")
+        self.commits = GroupCommit()  # the threads' per-message transactions, several in one
         self.budget = options.limit
         self.budget_lock = threading.Lock()
         self.prefix = prefix or worker_name(uuid.uuid4().hex[:8])  # its threads are prefix:0, prefix:1...
@@ -216,7 +215,7 @@ class _Worker:
     def writing(self) -> Iterator[sa.Connection]:
         """A write transaction, one thread at a time (see delivery.commits), that first records
         the last message sent."""
-        with self.sender.commits.writer(), self.db.begin():
+        with WRITE_LOCK, self.db.begin():
             if self.sent is not None:
                 mark_sent(self.db, self.sent[0], self.name, self.sent[1], self.sender.clock())
                 self.sent = None

@@ -15,22 +15,15 @@ import sqlalchemy as sa
 from pipeline.db.engine import Store
 from pipeline.db.raw import RawTransactions
 from pipeline.delivery.commits import GroupCommit
-from pipeline.delivery.loop import Sender
-from pipeline.delivery.runs import SendOptions
 from tests.conftest import Campaign
-
-
-def table_store(url: str) -> Store:
-    store = Store(url)
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, thread INTEGER NOT NULL)")
-        conn.exec_driver_sql("INSERT INTO t VALUES (100, 0)")
-    return store
 
 
 @pytest.fixture()
 def store(tmp_path: Path) -> Iterator[Store]:
-    store = table_store(f"sqlite:///{tmp_path / 'commits.db'}")
+    store = Store(f"sqlite:///{tmp_path / 'commits.db'}")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, thread INTEGER NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (100, 0)")
     yield store
     store.close()
 
@@ -44,9 +37,8 @@ def run_threads(store: Store, commits: GroupCommit, statements: list[list[tuple[
     def thread(n: int) -> None:
         with store.engine.connect() as conn:
             driver = conn.connection.driver_connection
-            sqlite = isinstance(driver, sqlite3.Connection)
-            if sqlite:
-                driver.set_trace_callback(lambda sql: commits_seen.append(sql) if sql == "COMMIT" else None)
+            assert isinstance(driver, sqlite3.Connection)
+            driver.set_trace_callback(lambda sql: commits_seen.append(sql) if sql == "COMMIT" else None)
             raw = RawTransactions(conn)
             commits.join()
             try:
@@ -56,8 +48,7 @@ def run_threads(store: Store, commits: GroupCommit, statements: list[list[tuple[
                 results[n] = exc
             finally:
                 commits.leave()
-                if sqlite:
-                    driver.set_trace_callback(None)
+                driver.set_trace_callback(None)
 
     threads = [threading.Thread(target=thread, args=(n,)) for n in range(len(statements))]
     for each in threads:
@@ -89,21 +80,6 @@ def test_a_failed_transaction_takes_none_of_its_statements_and_tells_every_threa
     assert [type(r) for r in results] == [sqlite3.IntegrityError, sqlite3.IntegrityError]
     assert seen == []
     assert rows(store) == [(100, 0)]
-
-
-def test_on_postgresql_each_thread_commits_for_itself(db_url: str) -> None:
-    store = table_store(db_url)
-    commits = Sender(store, None, None, 0, SendOptions()).commits  # type: ignore[arg-type]  # as a send makes it
-    statements = [[("INSERT INTO t VALUES (?, ?)", (1, 1))], [("INSERT INTO t VALUES (?, ?)", (100, 2))]]
-    results = run_threads(store, commits, statements, [])
-    found = rows(store)
-    store.close()
-    if db_url.startswith("sqlite"):  # one transaction for both: the failure takes both back
-        assert [type(r).__name__ for r in results] == ["IntegrityError", "IntegrityError"]
-        assert found == [(100, 0)]
-    else:  # a transaction each: the one that failed took only its own statement back
-        assert results[0] == [1] and type(results[1]).__name__ == "UniqueViolation"
-        assert found == [(1, 1), (100, 0)]
 
 
 def test_a_thread_alone_does_not_wait(store: Store) -> None:
