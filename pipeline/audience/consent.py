@@ -1,4 +1,5 @@
-"""Consent records: what each subscriber agreed to, when and from where (the consents table).
+"""Consent records: what each subscriber agreed to, when and from where (the consents table for
+signups; consent_imports and imported_consents for what imports recorded).
 
 The answer to an audit or a GDPR access request: the sentence the reader was shown and its
 version, the page the form was on, and the time, IP address and browser of the signup and of its
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.audience.subscribers import clean_text
-from pipeline.db.schema import consents
+from pipeline.db.schema import consent_imports, consents, imported_consents
 
 DOUBLE_OPT_IN = "double-opt-in"
 SINGLE_OPT_IN = "single-opt-in"
@@ -49,7 +50,7 @@ class Client:
 
 @dataclass(frozen=True)
 class Consent:
-    id: int
+    id: int | None  # None for a record an import made: it is known by its subscriber and import
     method: str
     text: str | None
     version: str | None
@@ -83,11 +84,19 @@ def confirmed(conn: Connection, consent_id: int, subscriber_id: int, client: Cli
 
 
 def of_subscriber(conn: Connection, subscriber_id: int) -> list[Consent]:
-    rows = conn.execute(sa.select(consents).where(consents.c.subscriber_id == subscriber_id)
-                        .order_by(consents.c.created_at, consents.c.id))
-    return [Consent(row.id, row.method, row.text, row.version, row.form_url, row.source, row.requested_at,
-                    row.requested_ip, row.requested_user_agent, row.confirmed_at, row.confirmed_ip,
-                    row.confirmed_user_agent) for row in rows]
+    """Every consent record of the subscriber, signups' and imports', oldest first."""
+    rows = conn.execute(sa.select(consents).where(consents.c.subscriber_id == subscriber_id))
+    found = [(row.created_at, row.id, Consent(
+        row.id, row.method, row.text, row.version, row.form_url, row.source, row.requested_at, row.requested_ip,
+        row.requested_user_agent, row.confirmed_at, row.confirmed_ip, row.confirmed_user_agent)) for row in rows]
+    imported = conn.execute(
+        sa.select(imported_consents, consent_imports.c.source, consent_imports.c.created_at)
+        .join(consent_imports, consent_imports.c.id == imported_consents.c.import_id)
+        .where(imported_consents.c.subscriber_id == subscriber_id))
+    found += [(row.created_at, 0, Consent(
+        None, IMPORT, None, None, None, row.source, row.requested_at, row.requested_ip, None, row.confirmed_at,
+        row.confirmed_ip, None)) for row in imported]
+    return [record for _, _, record in sorted(found, key=lambda item: item[:2])]
 
 
 @dataclass(frozen=True)
@@ -103,17 +112,22 @@ class Imported:
         return self.requested_at, self.requested_ip, self.confirmed_at, self.confirmed_ip
 
 
-def record_imports(conn: Connection, items: Sequence[tuple[int, Imported]], source: str, now: datetime) -> set[int]:
+def new_import(conn: Connection, source: str, now: datetime) -> int:
+    """What all the consents one import records share (its file, its time); their import id."""
+    return int(conn.execute(consent_imports.insert().values(source=source, created_at=now)).inserted_primary_key[0])
+
+
+def record_imports(conn: Connection, items: Sequence[tuple[int, Imported]], import_id: int) -> set[int]:
     """Keep the consents an import names; one already recorded for that subscriber is not kept
     twice, so importing a file again changes nothing. Returns the subscribers given a new record."""
     if not items:
         return set()
     ids = sorted({subscriber_id for subscriber_id, _ in items})
     have: set[tuple[object, ...]] = set()
+    c = imported_consents.c
     for start in range(0, len(ids), 500):
-        rows = conn.execute(sa.select(consents.c.subscriber_id, consents.c.requested_at, consents.c.requested_ip,
-                                      consents.c.confirmed_at, consents.c.confirmed_ip)
-                            .where(consents.c.method == IMPORT, consents.c.subscriber_id.in_(ids[start:start + 500])))
+        rows = conn.execute(sa.select(c.subscriber_id, c.requested_at, c.requested_ip, c.confirmed_at, c.confirmed_ip)
+                            .where(c.subscriber_id.in_(ids[start:start + 500])))
         have.update((row[0], *row[1:]) for row in rows)
     rows_out: list[dict[str, object]] = []
     for subscriber_id, consent in items:
@@ -121,11 +135,9 @@ def record_imports(conn: Connection, items: Sequence[tuple[int, Imported]], sour
         if key in have:
             continue
         have.add(key)
-        rows_out.append({"subscriber_id": subscriber_id, "method": IMPORT, "text": None, "version": None,
-                         "form_url": None, "source": source, "requested_at": consent.requested_at,
-                         "requested_ip": consent.requested_ip, "requested_user_agent": None,
-                         "confirmed_at": consent.confirmed_at, "confirmed_ip": consent.confirmed_ip,
-                         "confirmed_user_agent": None, "created_at": now})
+        rows_out.append({"subscriber_id": subscriber_id, "import_id": import_id,
+                         "requested_at": consent.requested_at, "requested_ip": consent.requested_ip,
+                         "confirmed_at": consent.confirmed_at, "confirmed_ip": consent.confirmed_ip})
     if rows_out:
-        conn.execute(consents.insert(), rows_out)
+        conn.execute(imported_consents.insert(), rows_out)
     return {int(row["subscriber_id"]) for row in rows_out}  # type: ignore[call-overload]

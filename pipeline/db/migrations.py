@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateTable
 
-from pipeline.db import migrations_signup, migrations_tracking
+from pipeline.db import migrations_consents, migrations_signup, migrations_tracking
 from pipeline.db.schema import (
     bounces,
     custom_fields,
@@ -89,7 +89,7 @@ def _v8(conn: Connection) -> None:
 
 # One function per schema version, applied in order; never edit one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, migrations_signup.v9,
-                                                  migrations_tracking.v10]
+                                                  migrations_tracking.v10, migrations_consents.v11]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

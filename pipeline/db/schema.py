@@ -122,6 +122,27 @@ consents = sa.Table(
 )
 sa.Index("consents_subscriber", consents.c.subscriber_id)
 
+# audience.consent too: the consent an import file names for each of its rows (Mailchimp's
+# OPTIN_TIME, OPTIN_IP, CONFIRM_TIME and CONFIRM_IP). What the whole import shares (the file, the
+# time it was imported) is one consent_imports row, so that a million imported rows carry only
+# their own times and addresses, in one b-tree led by the subscriber (signup consents keep theirs).
+consent_imports = sa.Table(
+    "consent_imports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source", sa.String(200), nullable=False),  # "import:FILE"
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+imported_consents = sa.Table(
+    "imported_consents", metadata,
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("import_id", sa.Integer, sa.ForeignKey("consent_imports.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("requested_at", UTCDateTime),
+    sa.Column("requested_ip", sa.String(45)),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("confirmed_ip", sa.String(45)),
+    sqlite_with_rowid=False,
+)
+
 # audience.signup_limits: how many signups one client address, or confirmations one e-mail address,
 # had in the current window; in the database so that every `campaign serve` process counts together.
 # Keys are keyed hashes: neither addresses nor IPs are kept here.

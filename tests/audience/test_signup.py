@@ -235,8 +235,10 @@ def test_imported_consents_are_kept_once(store: Store) -> None:
     with store.transaction() as conn:
         ana, _ = add(conn, "ana@example.com", Changes(), "cli")
         record = consent.Imported(NOW - timedelta(days=9), "203.0.113.9", NOW - timedelta(days=8), None)
-        assert consent.record_imports(conn, [(ana.id, record), (ana.id, record)], "import:x.csv", NOW) == {ana.id}
-        assert consent.record_imports(conn, [(ana.id, record)], "import:x.csv", NOW) == set()
+        first = consent.new_import(conn, "import:x.csv", NOW)
+        assert consent.record_imports(conn, [(ana.id, record), (ana.id, record)], first) == {ana.id}
+        again = consent.new_import(conn, "import:x.csv", NOW)  # the same file imported again
+        assert consent.record_imports(conn, [(ana.id, record)], again) == set()
         (kept,) = consent.of_subscriber(conn, ana.id)
     assert (kept.method, kept.source, kept.requested_ip, kept.confirmed_at) == ("import", "import:x.csv",
                                                                                 "203.0.113.9", NOW - timedelta(days=8))

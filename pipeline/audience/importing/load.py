@@ -27,12 +27,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.db.raw import insert_many
-from pipeline.db.schema import STATUSES, consents, signed_up_index, subscriber_tags, subscribers
+from pipeline.db.schema import (
+    STATUSES,
+    imported_consents,
+    signed_up_index,
+    subscriber_tags,
+    subscribers,
+)
 
 SUBSCRIBER_COLUMNS = ("email", "email_key", "first_name", "last_name", "fields", "timezone", "status",
                       "consent_source", "consent_at", "signed_up", "created_at", "updated_at")
-CONSENT_COLUMNS = ("subscriber_id", "method", "source", "requested_at", "requested_ip", "confirmed_at",
-                   "confirmed_ip", "created_at")
+CONSENT_COLUMNS = ("subscriber_id", "import_id", "requested_at", "requested_ip", "confirmed_at", "confirmed_ip")
 TAG_COLUMNS = ("tag", "subscriber_id")
 
 
@@ -47,7 +52,7 @@ class Loader(Protocol):
         """Store (tag, subscriber id) pairs."""
 
     def consents(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Store consent records (CONSENT_COLUMNS)."""
+        """Store imported consent records (CONSENT_COLUMNS)."""
 
 
 @contextlib.contextmanager
@@ -91,7 +96,7 @@ class _Direct:
             self.conn.exec_driver_sql(_TAGGED, (tag, json.dumps(ids)))
 
     def consents(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        insert_many(self.conn, consents, CONSENT_COLUMNS, rows)
+        insert_many(self.conn, imported_consents, CONSENT_COLUMNS, rows)
 
     def _new_ids(self, keys: list[str]) -> list[int]:
         """SQLite numbers new rows one after another from the largest id, and this transaction
@@ -142,7 +147,7 @@ class _Staged:
 
     TABLES = (("import_subscribers", subscribers, ("id", *SUBSCRIBER_COLUMNS)),
               ("import_tags", subscriber_tags, TAG_COLUMNS),
-              ("import_consents", consents, CONSENT_COLUMNS))
+              ("import_consents", imported_consents, CONSENT_COLUMNS))
 
     def __init__(self, conn: Connection) -> None:
         self.driver = conn.connection.driver_connection

@@ -23,6 +23,12 @@ from typing import Any, BinaryIO, NamedTuple
 
 from pipeline.audience.addresses import InvalidEmail, email_key, normalize_email
 from pipeline.audience.consent import clean_ip
+from pipeline.audience.importing.source import (
+    NotUtf8,
+    decoded_lines,
+    open_csv,
+    sniff_delimiter,
+)
 from pipeline.audience.subscribers import (
     BUILTIN_FIELDS,
     canonical_timezone,
@@ -32,7 +38,6 @@ from pipeline.audience.subscribers import (
     field_value,
 )
 from pipeline.clock import parse_utc, sql_time
-from pipeline.audience.importing.source import NotUtf8, decoded_lines, open_csv, sniff_delimiter
 from pipeline.errors import ImportFailed, SubscriberError
 
 BATCH = 2000

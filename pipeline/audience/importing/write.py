@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.audience.addresses import email_hash
-from pipeline.audience.consent import IMPORT, Imported, record_imports
+from pipeline.audience.consent import Imported, new_import, record_imports
 from pipeline.audience.importing.helper import interrupts_held, parse
 from pipeline.audience.importing.load import Loader, loader
 from pipeline.audience.importing.parse import Header, Parsed, Parser, Record
@@ -111,6 +112,7 @@ class Importer:
         self.source = f"import:{path.name}"
         self.parser = Parser(path, options.status, frozenset(clean_tag(t) for t in options.tags))
         self.any_erased = False
+        self.import_id: int | None = None  # the consent_imports row, made when a first consent is recorded
 
     def run(self) -> ImportReport:
         remove_leftovers(self.path.parent)
@@ -237,16 +239,23 @@ class Importer:
             # New rows carry their origin in consent_source and created_at; events log later changes.
             ids = load.subscribers(inserts)
             new_tags.extend((t, i) for i, tags in zip(ids, insert_tags) for t in tags)
-            load.consents([(i, IMPORT, self.source, *c, stamp) for i, c in zip(ids, insert_consents) if c is not None])
+            if any(c is not None for c in insert_consents):
+                import_id = self._import_id(conn, now)
+                load.consents([(i, import_id, *c) for i, c in zip(ids, insert_consents) if c is not None])
         if updates:
             conn.execute(subscribers.update().where(subscribers.c.id == sa.bindparam("_id")), updates)
         load.tags(new_tags)
         if events:
             conn.execute(subscriber_events.insert(), events)
         if imported:
-            recorded = record_imports(conn, imported, self.source, now) & unchanged
+            recorded = record_imports(conn, imported, self._import_id(conn, now)) & unchanged
             self.report.unchanged -= len(recorded)  # a new consent record is a change
             self.report.updated += len(recorded)
+
+    def _import_id(self, conn: Connection, now: datetime) -> int:
+        if self.import_id is None:
+            self.import_id = new_import(conn, self.source, now)
+        return self.import_id
 
 
 def _consent(record: Record) -> Imported | None:
