@@ -42,6 +42,7 @@ _FIELD_NAME = re.compile(r"^[^\W\d]\w*$")
 _BAD_TEXT = re.compile(r"[\x00-\x1f\x7f]+")
 _NUMBER = re.compile(r"^-?(?:0|[1-9]\d{0,14})(?:\.\d+)?$")
 MAX_TAG = 100
+MAX_TEXT = 200  # db.schema's first_name, last_name and consent_source
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,15 @@ def clean_text(value: str | None) -> str | None:
         return None
     cleaned = " ".join(_BAD_TEXT.sub(" ", value).split())
     return cleaned or None
+
+
+def width_problem(field: str, value: str | None) -> str | None:
+    """Why a first name, last name or consent source cannot be kept, or None. Their columns hold
+    MAX_TEXT characters: PostgreSQL refuses more, and SQLite would keep what PostgreSQL could not
+    take from it (a list moved from one to the other would fail)."""
+    if value is not None and len(value) > MAX_TEXT:
+        return f"{field} is {len(value):,} characters long (the limit is {MAX_TEXT})"
+    return None
 
 
 def clean_tag(tag: str) -> str:
@@ -221,6 +231,10 @@ def add(conn: Connection, address: str, changes: Changes, source: str) -> tuple[
         raise SubscriberError(f"{existing.email} is {existing.status}; it stays off the list")
     if existing is None and is_erased(conn, normalized):
         raise SubscriberError(f"{normalized} was erased and is suppressed; it stays off the list")
+    for column, value in (("first_name", changes.first_name), ("last_name", changes.last_name),
+                          ("consent_source", changes.consent_source)):
+        if problem := width_problem(column, value):
+            raise SubscriberError(problem)
     now = utcnow()
     for name in changes.fields:
         validate_field_name(name)

@@ -241,6 +241,20 @@ def test_a_huge_cell_rejects_its_row_only(store: Store, tmp_path: Path) -> None:
     assert reason == "line 2: cell 'notes' is 10,000,000 characters long (the limit is 65,536)"
 
 
+def test_a_name_longer_than_its_column_rejects_its_row_on_every_database(store: Store, tmp_path: Path) -> None:
+    source = write(tmp_path / "a.csv", "email,first_name,last_name,consent_source\nlong@example.com," + "A" * 201
+                   + ",Lee,\nok@example.com," + "B" * 200 + ",Lee,\nsur@example.com,Sam," + "C" * 250 + ",\n"
+                   "src@example.com,Sam,Lee," + "D" * 201 + "\n")
+    report = run(store, source)
+    assert counts(report) == (1, 0, 0, 3)
+    reasons = [row[-1] for row in csv.reader(report.rejects_path.read_text().splitlines()[1:])]  # type: ignore[union-attr]
+    assert reasons == ["line 2: first_name is 201 characters long (the limit is 200)",
+                       "line 4: last_name is 250 characters long (the limit is 200)",
+                       "line 5: consent_source is 201 characters long (the limit is 200)"]
+    with store.reading() as conn:
+        assert get(conn, "ok@example.com").first_name == "B" * 200
+
+
 def test_unknown_timezone_is_dropped_with_a_warning(store: Store, tmp_path: Path) -> None:
     report = run(store, write(tmp_path / "a.csv", "email,timezone\nana@example.com,Mars/Olympus\n"))
     assert counts(report) == (1, 0, 0, 0)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Campaign
 
 PEOPLE = ("Email Address,First Name,Last Name,City,TAGS\n"
@@ -94,6 +96,9 @@ def test_errors_are_one_line(audience: Campaign, tmp_path: Path) -> None:
         "campaign: error: no subscriber 'zed@example.com'\n")
     assert audience("subscribers", "add", "x@example.com", "--field", "oops").stderr == (
         "campaign: error: --field 'oops' must look like name=value\n")
+    too_long = audience("subscribers", "add", "x@example.com", "--first-name", "X" * 300)
+    assert (too_long.exit_code, too_long.stderr) == (1, "campaign: error: first_name is 300 characters long "
+                                                        "(the limit is 200)\n")
 
 
 def test_segments_past_the_limits_are_one_line_errors(audience: Campaign) -> None:
@@ -146,8 +151,11 @@ def test_counting_a_segment_loads_only_what_counting_needs(campaign: Campaign) -
     assert done.stdout.splitlines() == ["0", "[]"]
 
 
-def test_what_the_database_refuses_in_a_bulk_import_is_one_line(audience: Campaign, tmp_path: Path) -> None:
+def test_what_the_database_refuses_in_a_bulk_import_is_one_line(audience: Campaign, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # New rows reach PostgreSQL through COPY, straight from the driver, not through SQLAlchemy.
+    # The parser refuses names longer than their column; let one through to see the database's refusal.
+    monkeypatch.setattr("pipeline.audience.subscribers.MAX_TEXT", 1_000)
     source = tmp_path / "long.csv"
     source.write_text(f"email,first_name\nana@example.com,{'A' * 300}\n", encoding="utf-8")
     result = audience("subscribers", "import", str(source))

@@ -36,6 +36,7 @@ from pipeline.audience.subscribers import (
     clean_text,
     field_name,
     field_value,
+    width_problem,
 )
 from pipeline.clock import parse_utc, sql_time
 from pipeline.errors import ImportFailed, SubscriberError
@@ -315,6 +316,10 @@ class Parser:
         if (cell := get("name")) and not (first_name or last_name):
             first, _, rest = (_clean(cell) or "").partition(" ")
             first_name, last_name = first or None, rest or None
+        source = _clean(cell) if (cell := get("consent_source")) else None
+        if problem := (width_problem("first_name", first_name) or width_problem("last_name", last_name)
+                       or width_problem("consent_source", source)):
+            raise _Reject(problem)
         tags = _tags(cell) if (cell := get("tags")) else frozenset()
         if self.extra_tags:
             tags = tags | self.extra_tags
@@ -351,7 +356,7 @@ class Parser:
         confirm_ip = self._ip(line, "confirm_ip", cell) if (cell := get("confirm_ip")) else None
         return Record(
             line, _joined(cells), email, key, status, first_name, last_name, tags, fields_json, timezone,
-            _clean(cell) if (cell := get("consent_source")) else None,
+            source,
             confirm or optin or (self._time(line, "consent_at", cell) if (cell := get("consent_at")) else None),
             (self._time(line, "signed_up", cell) if (cell := get("signed_up")) else None) or optin
             or (self._time(line, "created_at", cell) if (cell := get("created_at")) else None),
