@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -40,8 +40,10 @@ def _ids(store: Store) -> tuple[int, list[int]]:
 
 
 def _event(send: int, reader: int, kind: str = OPEN, link: int = 0, seconds: float = 60, machine: bool = False,
-           url: str | None = None) -> Event:
-    at = utcnow().replace(microsecond=0) + timedelta(seconds=seconds)
+           url: str | None = None, base: datetime | None = None) -> Event:
+    """An event `seconds` after `base` (now, to the second, by default: give one base to events
+    whose distance apart matters, or a second boundary between two calls moves them apart)."""
+    at = (base or utcnow().replace(microsecond=0)) + timedelta(seconds=seconds)
     return Event(kind, send, reader, link, at, int(seconds), "scanner" if machine else "browser", machine, url)
 
 
@@ -59,11 +61,13 @@ def test_the_same_event_twice_is_one_row_and_a_batch_written_again_changes_nothi
 
 def test_clicks_on_two_links_of_one_message_within_two_seconds_are_a_scanners(sent: Store) -> None:
     send, ids = _ids(sent)
+    base = utcnow().replace(microsecond=0)
     with sent.transaction() as conn:
-        record(conn, [_event(send, ids[0], CLICK, 1, 10, url=HOME)])
+        record(conn, [_event(send, ids[0], CLICK, 1, 10, url=HOME, base=base)])
     with sent.transaction() as conn:  # later, in another batch
-        record(conn, [_event(send, ids[0], CLICK, 3, 11.5, url=BOOK), _event(send, ids[1], CLICK, 1, 10, url=HOME),
-                      _event(send, ids[1], CLICK, 3, 40, url=BOOK)])
+        record(conn, [_event(send, ids[0], CLICK, 3, 11.5, url=BOOK, base=base),
+                      _event(send, ids[1], CLICK, 1, 10, url=HOME, base=base),
+                      _event(send, ids[1], CLICK, 3, 40, url=BOOK, base=base)])
     marked = {(e.subscriber_id, e.link): (e.agent, e.machine) for e in recorded(sent)}
     assert marked == {(ids[0], 1): ("scanner", True), (ids[0], 3): ("scanner", True),
                       (ids[1], 1): ("browser", False), (ids[1], 3): ("browser", False)}

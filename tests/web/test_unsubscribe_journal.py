@@ -217,6 +217,8 @@ def test_many_readers_at_once_during_an_import(site: Site, store: Store) -> None
         for thread in clicks:
             thread.join(10)
     assert len(replies) == 20 and all(code == 200 for code, _ in replies)
-    assert max(seconds for _, seconds in replies) < 1.0
+    # Each waits at most PAGE_WAIT (0.25 s) for the lock, side by side: far below one after another
+    # (20 x 0.25 s) or waiting out the import (the 30 s busy timeout), whatever the machine's load.
+    assert max(seconds for _, seconds in replies) < 2.5
     wait_for(lambda: all(status(store, r.email) == "unsubscribed" for r in readers), "every unsubscribe", timeout=5)
     assert len(events(store)) == 20
