@@ -5,6 +5,7 @@ bounces and complaints reported of them, and the opens and clicks recorded of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ def _plain(value: Any) -> Any:
 def access_report(conn: Connection, address: str) -> dict[str, Any]:
     """The subscriber with this address (NotFoundError if none), as JSON-ready values."""
     subscriber = get(conn, address)
+    names = _send_names(conn)  # which campaign each send was, for the messages, bounces and clicks
     return {
         "subscriber": {"id": subscriber.id, **as_dict(subscriber), "created_at": subscriber.created_at.isoformat(),
                        "updated_at": subscriber.updated_at.isoformat()},
@@ -35,54 +37,57 @@ def access_report(conn: Connection, address: str) -> dict[str, Any]:
                      for c in consent.of_subscriber(conn, subscriber.id)],
         "events": [{"at": e.at.isoformat(), "kind": e.kind, "source": e.source, "detail": e.detail}
                    for e in events_of(conn, subscriber.id)],
-        "messages": _messages(conn, subscriber.id),
-        "bounces": _bounces(conn, subscriber.id),
-        "tracking": _tracking(conn, subscriber.id),
+        "messages": _messages(conn, subscriber.id, names),
+        "bounces": _bounces(conn, subscriber.id, names),
+        "tracking": _tracking(conn, subscriber.id, names),
     }
 
 
-def _send_names(conn: Connection) -> dict[int, tuple[str, str]]:
+Names = dict[int, tuple[str, str]]  # send id -> (campaign, occurrence)
+
+
+def _send_names(conn: Connection) -> Names:
     return {s.id: (s.campaign, s.occurrence or "") for s in all_sends(conn)}
 
 
-def _messages(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+def _messages(conn: Connection, subscriber_id: int, names: Names) -> list[dict[str, Any]]:
     """Each copy of a campaign meant for them: where it stands, when it went and its Message-ID."""
     rows = conn.execute(sa.select(deliveries.c.send_id, deliveries.c.state, deliveries.c.sent_at,
                                   deliveries.c.message_id)
                         .where(deliveries.c.subscriber_id == subscriber_id).order_by(deliveries.c.id)).all()
-    if not rows:
-        return []
-    names = _send_names(conn)
     return [{"campaign": names.get(r.send_id, ("", ""))[0], "occurrence": names.get(r.send_id, ("", ""))[1],
              "state": r.state, "sent_at": _plain(r.sent_at), "message_id": r.message_id} for r in rows]
 
 
-def _bounces(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+def _bounces(conn: Connection, subscriber_id: int, names: Names) -> list[dict[str, Any]]:
     rows = conn.execute(sa.select(bounces.c.send_id, bounces.c.kind, bounces.c.status, bounces.c.diagnostic,
                                   bounces.c.received_at)
                         .where(bounces.c.subscriber_id == subscriber_id).order_by(bounces.c.received_at,
                                                                                   bounces.c.id)).all()
-    if not rows:
-        return []
-    names = _send_names(conn)
     return [{"at": _plain(r.received_at), "kind": r.kind, "status": r.status, "diagnostic": r.diagnostic,
              "campaign": names.get(r.send_id, ("", ""))[0] if r.send_id is not None else ""} for r in rows]
 
 
-def _tracking(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+def _tracking(conn: Connection, subscriber_id: int, names: Names) -> list[dict[str, Any]]:
     """The opens and clicks recorded of a subscriber: which campaign, which link, when, and by what
     kind of client (no IP address or user agent is kept)."""
-    events = tracking_events_of(conn, subscriber_id)
-    if not events:
-        return []
-    names = _send_names(conn)
     return [{"at": e.at.isoformat(), "kind": e.kind, "campaign": names.get(e.send_id, ("", ""))[0],
              "occurrence": names.get(e.send_id, ("", ""))[1], "url": e.url, "agent": e.agent, "machine": e.machine}
-            for e in events]
+            for e in tracking_events_of(conn, subscriber_id)]
 
 
 def _when(text: str | None) -> str:
     return human(datetime.fromisoformat(text)) if text else "-"
+
+
+def _send(item: dict[str, Any]) -> str:
+    """The campaign a message or an event belongs to, with its occurrence if it has one."""
+    return item["campaign"] + (f" ({item['occurrence']})" if item["occurrence"] else "")
+
+
+def _section(title: str, items: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]) -> list[str]:
+    """A heading and a line for each item under it, or "none"."""
+    return [title, *(f"  {line(item)}" for item in items)] if items else [title, "  none"]
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:
@@ -111,26 +116,11 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     lines.append("history:")
     lines += [f"  {_when(e['at'])}\t{e['kind']}\t{e['source']}" + (f"\t{e['detail']}" if e["detail"] else "")
               for e in report["events"]]
-    lines.append("messages:")
-    for message in report["messages"] or [None]:
-        if message is None:
-            lines.append("  none")
-            continue
-        send = message["campaign"] + (f" ({message['occurrence']})" if message["occurrence"] else "")
-        lines.append(f"  {send}\t{message['state']}\t{_when(message['sent_at'])}\t{message['message_id'] or '-'}")
-    lines.append("bounces and complaints:")
-    for bounce in report["bounces"] or [None]:
-        if bounce is None:
-            lines.append("  none")
-            continue
-        lines.append(f"  {_when(bounce['at'])}\t{bounce['kind']}\t{bounce['campaign'] or '-'}\t"
-                     f"{bounce['status'] or '-'}\t{bounce['diagnostic'] or '-'}")
-    lines.append("opens and clicks:")
-    for event in report["tracking"] or [None]:
-        if event is None:
-            lines.append("  none")
-            continue
-        send = event["campaign"] + (f" ({event['occurrence']})" if event["occurrence"] else "")
-        agent = f"{event['agent']}, machine" if event["machine"] else event["agent"]
-        lines.append(f"  {_when(event['at'])}\t{event['kind']}\t{send}\t{event['url'] or '-'}\t{agent}")
+    lines += _section("messages:", report["messages"], lambda m: (
+        f"{_send(m)}\t{m['state']}\t{_when(m['sent_at'])}\t{m['message_id'] or '-'}"))
+    lines += _section("bounces and complaints:", report["bounces"], lambda b: (
+        f"{_when(b['at'])}\t{b['kind']}\t{b['campaign'] or '-'}\t{b['status'] or '-'}\t{b['diagnostic'] or '-'}"))
+    lines += _section("opens and clicks:", report["tracking"], lambda e: (
+        f"{_when(e['at'])}\t{e['kind']}\t{_send(e)}\t{e['url'] or '-'}\t"
+        + (f"{e['agent']}, machine" if e["machine"] else e["agent"])))
     return lines
