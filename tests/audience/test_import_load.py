@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pipeline.audience.importing.load import SUBSCRIBER_COLUMNS, loader
 from pipeline.audience.importing.parse import STATUS_WORDS
 from pipeline.audience.importing.write import BULK_FROM_BYTES, ImportOptions, import_csv
 from pipeline.audience.subscribers import get
 from pipeline.db.engine import Store
 from pipeline.db.schema import STATUSES, subscriber_tags
-from pipeline.errors import ImportFailed
+from pipeline.errors import ImportFailed, StoreError
 
 LIST = ("email,first_name,tags,note\n"
         "ana@example.com,Ana,\"vip,sleep\",\n"
@@ -63,6 +64,21 @@ def test_a_status_the_database_would_refuse_is_refused_before(store: Store, sour
     assert set(STATUS_WORDS.values()) <= set(STATUSES)
     with pytest.raises(ImportFailed, match="unknown status 'asleep'"):
         import_csv(store, source, ImportOptions(status="asleep"))
+
+
+def test_the_loader_refuses_a_status_sqlite_would_have_refused(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'list.db'}")  # PostgreSQL keeps its own CHECK on
+    row = {name: None for name in SUBSCRIBER_COLUMNS} | {
+        "email": "ana@example.com", "email_key": "ana@example.com", "fields": "{}", "status": "asleep",
+        "signed_up": "2026-01-01 00:00:00.000000", "created_at": "2026-01-01 00:00:00.000000",
+        "updated_at": "2026-01-01 00:00:00.000000"}
+    with pytest.raises(StoreError) as caught, store.transaction() as conn, loader(conn, large=False) as load:
+        load.subscribers([tuple(row[name] for name in SUBSCRIBER_COLUMNS)])
+    assert str(caught.value) == ("refused to store status 'asleep'; the statuses are "
+                                 + ", ".join(STATUSES))
+    with store.reading() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM subscribers").scalar() == 0
+    store.close()
 
 
 def test_a_row_turned_away_by_the_writer_keeps_its_cells(store: Store, source: Path) -> None:

@@ -34,6 +34,7 @@ from pipeline.db.schema import (
     subscriber_tags,
     subscribers,
 )
+from pipeline.errors import StoreError
 
 SUBSCRIBER_COLUMNS = ("email", "email_key", "first_name", "last_name", "fields", "timezone", "status",
                       "consent_source", "consent_at", "signed_up", "created_at", "updated_at")
@@ -81,8 +82,9 @@ class _Direct:
             (json.dumps(keys),))]
 
     def subscribers(self, rows: Sequence[tuple[Any, ...]]) -> list[int]:
-        if not {row[_STATUS] for row in rows} <= _VALID_STATUSES:
-            raise ValueError(f"a status other than {', '.join(STATUSES)}")
+        if unknown := {row[_STATUS] for row in rows} - _VALID_STATUSES:
+            # SQLite's CHECK is off here (_statuses_checked_here): refuse what it would have refused.
+            raise StoreError(f"refused to store status {sorted(unknown)[0]!r}; the statuses are {', '.join(STATUSES)}")
         insert_many(self.conn, subscribers, SUBSCRIBER_COLUMNS, rows)
         return self._new_ids([row[1] for row in rows])
 
