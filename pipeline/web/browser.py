@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 
 from pipeline.errors import BrowserError
 
@@ -31,6 +31,9 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-backgroun
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
          "--remote-debugging-pipe")
 TIMEOUT = 30.0  # seconds any one command may take before Chromium counts as hung
+# A first start after installing reads the browser and its fonts from a cold disk: on a busy
+# machine that alone has taken over 30 s, so starting gets a budget of its own.
+START_TIMEOUT = 120.0
 _LOAD_HEIGHT = 100  # layout height while measuring: content taller than this sets the real height
 # subprocess can hand a child a pipe only as its fd 0, 1 or 2, and Chromium wants its pipes as 3 and 4:
 # a shell moves them there and then becomes Chromium (exec), so no extra process stays behind.
@@ -47,15 +50,23 @@ def find_chromium() -> str:
     raise BrowserError(f"Chromium not found: {INSTALL_HINT}")
 
 
+class _Wait(NamedTuple):
+    what: str  # what is awaited, for the error: "an answer to Page.navigate"
+    deadline: float  # time.monotonic() by which it must have come
+    budget: float  # the seconds it was given
+
+
 class Chromium:
     """One headless Chromium with one page, stopped and its profile deleted by close().
 
-    Every command waits at most `timeout` seconds, so a Chromium that dies or hangs is a
-    BrowserError rather than a stuck command. One caller at a time: it is not thread-safe.
+    Starting waits at most `start_timeout` seconds and every command after it at most `timeout`,
+    so a Chromium that dies or hangs is a BrowserError rather than a stuck command. One caller at
+    a time: it is not thread-safe.
     """
 
-    def __init__(self, timeout: float = TIMEOUT) -> None:
+    def __init__(self, timeout: float = TIMEOUT, start_timeout: float = START_TIMEOUT) -> None:
         self.timeout = timeout
+        self.start_timeout = start_timeout
         binary = find_chromium()
         self._folder = tempfile.TemporaryDirectory(prefix="campaign-chromium-", ignore_cleanup_errors=True)
         self._log = Path(self._folder.name) / "chromium.log"
@@ -87,8 +98,9 @@ class Chromium:
             os.close(their_commands)  # only Chromium's copies stay open, so its exit reads as end of file
             os.close(their_answers)
         os.set_blocking(self._commands, False)
-        target = self._send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self._session = self._send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        target = self._send("Target.createTarget", {"url": "about:blank"}, self.start_timeout)["targetId"]
+        self._session = self._send("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                   self.start_timeout)["sessionId"]
         self._send("Page.enable")  # for the load event open() waits for
 
     def __enter__(self) -> Self:
@@ -140,9 +152,9 @@ class Chromium:
         if reply.get("errorText"):
             raise BrowserError(f"Chromium could not open {url}: {reply['errorText']}")
         if "loaderId" in reply:  # a jump within the same document loads nothing
-            deadline = time.monotonic() + self.timeout
+            wait = self._wait(f"the load event of {url}", self.timeout)
             while "Page.loadEventFired" not in self._seen:
-                self._pump(deadline, f"the load event of {url}")
+                self._pump(wait)
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page, promises awaited; a throw is a BrowserError."""
@@ -161,7 +173,8 @@ class Chromium:
 
     # The protocol.
 
-    def _send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _send(self, method: str, params: dict[str, Any] | None = None,
+              budget: float | None = None) -> dict[str, Any]:
         if self._commands < 0:
             raise BrowserError(f"Chromium is closed; cannot run {method}")
         self._next_id += 1
@@ -169,37 +182,41 @@ class Chromium:
         message: dict[str, Any] = {"id": number, "method": method, "params": params or {}}
         if self._session is not None:
             message["sessionId"] = self._session
-        deadline, waiting_for = time.monotonic() + self.timeout, f"an answer to {method}"
-        self._write(json.dumps(message).encode() + b"\0", deadline, waiting_for)
+        wait = self._wait(f"an answer to {method}", self.timeout if budget is None else budget)
+        self._write(json.dumps(message).encode() + b"\0", wait)
         while number not in self._replies:
-            self._pump(deadline, waiting_for)
+            self._pump(wait)
         reply = self._replies.pop(number)
         if "error" in reply:
             raise BrowserError(f"Chromium refused {method}: {reply['error'].get('message', reply['error'])}")
         result: dict[str, Any] = reply.get("result", {})
         return result
 
-    def _write(self, data: bytes, deadline: float, waiting_for: str) -> None:
+    @staticmethod
+    def _wait(what: str, budget: float) -> _Wait:
+        return _Wait(what, time.monotonic() + budget, budget)
+
+    def _write(self, data: bytes, wait: _Wait) -> None:
         # Non-blocking, so a Chromium that stopped reading cannot hold us past the deadline.
         view = memoryview(data)
         while view:
-            if not select.select([], [self._commands], [], self._left(deadline, waiting_for))[1]:
+            if not select.select([], [self._commands], [], self._left(wait))[1]:
                 continue
             try:
                 view = view[os.write(self._commands, view):]
             except BrokenPipeError:
-                raise self._gone(waiting_for) from None
+                raise self._gone(wait.what) from None
 
-    def _pump(self, deadline: float, waiting_for: str) -> None:
+    def _pump(self, wait: _Wait) -> None:
         """Read one message: a reply is kept for its command, a page event is noted by name."""
         scanned = 0
         while (end := self._buffer.find(b"\0", scanned)) < 0:
             scanned = len(self._buffer)
-            if not select.select([self._answers], [], [], self._left(deadline, waiting_for))[0]:
+            if not select.select([self._answers], [], [], self._left(wait))[0]:
                 continue
             chunk = os.read(self._answers, _READ_SIZE)
             if not chunk:
-                raise self._gone(waiting_for)
+                raise self._gone(wait.what)
             self._buffer += chunk
         message = json.loads(self._buffer[:end])
         del self._buffer[:end + 1]
@@ -208,10 +225,11 @@ class Chromium:
         elif message.get("sessionId") == self._session and "method" in message:
             self._seen.add(message["method"])
 
-    def _left(self, deadline: float, waiting_for: str) -> float:
-        left = deadline - time.monotonic()
+    @staticmethod
+    def _left(wait: _Wait) -> float:
+        left = wait.deadline - time.monotonic()
         if left <= 0:
-            raise BrowserError(f"Chromium did not send {waiting_for} within {self.timeout:g} s")
+            raise BrowserError(f"Chromium did not send {wait.what} within {wait.budget:g} s")
         return left
 
     def _gone(self, waiting_for: str) -> BrowserError:
@@ -229,9 +247,9 @@ class Chromium:
 
 
 @contextmanager
-def headless_chromium(timeout: float = TIMEOUT) -> Iterator[Chromium]:
+def headless_chromium(timeout: float = TIMEOUT, start_timeout: float = START_TIMEOUT) -> Iterator[Chromium]:
     """A fresh headless Chromium with a throwaway profile, stopped and cleaned up afterwards."""
-    with Chromium(timeout) as browser:
+    with Chromium(timeout, start_timeout) as browser:
         yield browser
 
 
