@@ -1,9 +1,10 @@
-"""The sending loop: workers claim deliveries, build each message, hand it to the transport and
+"""The sending loop: slots claim deliveries, build each message, hand it to the transport and
 record the outcome right after the server's answer.
 
-Each worker owns one transport connection. A stop request (Ctrl-C, SIGTERM, pause) lets every
-worker finish the message in flight and give back the rows it leased, so a clean stop leaves
-nothing `unknown`.
+Each slot owns one transport connection; one thread runs all of a run's slots (delivery.multiplex),
+so no two wait on each other for the interpreter or the database. A stop request (Ctrl-C,
+SIGTERM, pause) lets every slot finish the message in flight and give back the rows it leased,
+so a clean stop leaves nothing `unknown`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -22,7 +23,6 @@ from pipeline.clock import utcnow
 from pipeline.db.engine import CACHE_PAGES, Store
 from pipeline.db.raw import RawTransactions
 from pipeline.delivery.bounces.intake import record_refusal
-from pipeline.delivery.commits import WRITE_LOCK, GroupCommit
 from pipeline.delivery.ledger import (
     Claimed,
     begin_statement,
@@ -37,6 +37,14 @@ from pipeline.delivery.ledger import (
     worker_name,
 )
 from pipeline.delivery.mime import MessageFactory
+from pipeline.delivery.multiplex import (
+    WRITE_LOCK,
+    Blocking,
+    Commit,
+    Multiplexer,
+    Sleep,
+    Task,
+)
 from pipeline.delivery.runs import SendOptions, SendReport
 from pipeline.delivery.sends import state_of
 from pipeline.delivery.transports import (
@@ -72,31 +80,46 @@ class Sender:
         self.clock = clock
         self.report = SendReport()
         self.shown = float("-inf")  # time.monotonic() the caller last heard of the report
-        self.commits = GroupCommit()  # the threads' per-message transactions, several in one
         self.budget = options.limit
-        self.budget_lock = threading.Lock()
-        self.prefix = prefix or worker_name(uuid.uuid4().hex[:8])  # its threads are prefix:0, prefix:1...
-        # A batch is shared out among the threads in one claim each, so none idles at its end.
+        self.prefix = prefix or worker_name(uuid.uuid4().hex[:8])  # its slots are prefix:0, prefix:1...
+        # A batch is shared out among the slots in one claim each, so none idles at its end.
         share = -(-len(options.batch.ids) // max(1, options.concurrency)) if options.batch else CLAIM_BATCH
         self.claim_size = max(1, share)
 
     def run(self) -> SendReport:
-        # Workers signal their end with events rather than being joined: on Python 3.11, a join
-        # interrupted by Ctrl-C marks a still-running thread as finished.
-        finished = [threading.Event() for _ in range(max(1, self.options.concurrency))]
-        for n, done in enumerate(finished):
-            threading.Thread(target=self._worker, args=(f"{self.prefix}:{n}", done), daemon=True).start()
+        # The slots run in a thread of their own, so that Ctrl-C, which reaches only the main
+        # thread, asks them to stop rather than breaking into a message. Its end is signalled by
+        # an event rather than a join: on Python 3.11, a join interrupted by Ctrl-C marks a
+        # still-running thread as finished.
+        finished = threading.Event()
+        threading.Thread(target=self._drive, args=(finished,), daemon=True).start()
         try:
-            for done in finished:
-                while not done.wait(0.2):
-                    pass
+            while not finished.wait(0.2):
+                pass
         except KeyboardInterrupt:
             self.report.stopped = True
             self.stop.set()
-            for done in finished:
-                done.wait()
+            finished.wait()
         self.progress(self.report)  # the last figures, whenever the run last told them
         return self.report
+
+    def _drive(self, finished: threading.Event) -> None:
+        try:
+            with self.store.engine.connect() as db, small_cache(db):
+                db.execution_options(writing=True)
+                slots = max(1, self.options.concurrency)
+                multiplexer = Multiplexer(RawTransactions(db), self._died, helpers=slots)
+                multiplexer.run([_Slot(self, f"{self.prefix}:{n}", db).run() for n in range(slots)])
+        except Exception as exc:
+            self._died(exc)
+        finally:
+            finished.set()
+
+    def _died(self, exc: BaseException) -> None:
+        """A slot that dies stops the others, and the run says why."""
+        if not self.report.error:
+            self.report.error = _reason(exc)
+        self.stop.set()
 
     def told(self) -> None:
         """Tell the caller how far the run is, if it has not heard for a while."""
@@ -105,14 +128,13 @@ class Sender:
             self.shown = now
             self.progress(self.report)
 
-    def wait_until(self, moment: float) -> None:
+    def wait_until(self, moment: float) -> Task:
         """Sleep until `moment` (time.monotonic()), or until this run should stop: a slow --rate
         must not hold a SIGTERM or the time budget back."""
         while not self.stopping():
-            left = moment - time.monotonic()
-            if left <= 0:
+            if moment <= time.monotonic():
                 return
-            self.stop.wait(min(left, 0.2))
+            yield Sleep(min(moment, time.monotonic() + 0.2))
 
     def stopping(self) -> bool:
         if self.outside.is_set():
@@ -126,27 +148,13 @@ class Sender:
     def _take_budget(self) -> bool:
         if self.budget is None:
             return True
-        with self.budget_lock:
-            if self.budget <= 0:
-                return False
-            self.budget -= 1
-            return True
-
-    def _worker(self, name: str, done: threading.Event) -> None:
-        self.commits.join()
-        try:
-            with self.store.engine.connect() as db, small_cache(db):
-                db.execution_options(writing=True)
-                _Worker(self, name, db).run()
-        except Exception as exc:  # a worker that dies must stop the others and say why
-            if not self.report.error:
-                self.report.error = _reason(exc)
-            self.stop.set()
-        finally:
-            self.commits.leave()
-            done.set()
+        if self.budget <= 0:
+            return False
+        self.budget -= 1
+        return True
 
     def _open(self) -> Connection:
+        """A new connection; run in a helper thread (see multiplex.Blocking)."""
         delay = 1.0
         for attempt in range(CONNECT_ATTEMPTS):
             try:
@@ -182,29 +190,29 @@ def _reason(exc: Exception) -> str:
     return f"the database refused a change: {line}" if isinstance(orig, Exception) else line
 
 
-class _Worker:
-    """One sending thread: its own database connection and its own transport connection.
+class _Slot:
+    """One connection's share of a run, as a task of the multiplexer: its own transport
+    connection and its own name on the rows it leases, the run's database connection.
 
     A message's `sent` is written in the same transaction that marks the next message
-    `sending` (or on its own before any pause); the threads' transactions are run together
-    when they meet (delivery.commits), so a message costs a part of one.
+    `sending` (or on its own before any pause); the slots' transactions are run together when
+    they meet (delivery.multiplex), so a message costs a part of one.
     """
 
     def __init__(self, sender: Sender, name: str, db: sa.Connection) -> None:
         self.sender = sender
         self.name = name
         self.db = db
-        self.raw = RawTransactions(db)
         self.connection: Connection | None = None
         self.sent: tuple[int, str] | None = None  # answered 250, not yet written down
 
-    def advance(self, item: Claimed) -> str:
+    def advance(self, item: Claimed) -> Generator[Commit, list[int], str]:
         """Record the last message sent and mark this one `sending`, committed before it goes out."""
         now = self.sender.clock()
         statements = [begin_statement(item.delivery_id, self.name, now)]
         if self.sent is not None:
             statements.insert(0, sent_statement(self.sent[0], self.name, self.sent[1], now))
-        started = self.sender.commits.run(self.raw, statements)[-1] == 1
+        started = (yield Commit(statements))[-1] == 1
         self.sent = None
         if started:
             return "started"
@@ -213,8 +221,8 @@ class _Worker:
 
     @contextmanager
     def writing(self) -> Iterator[sa.Connection]:
-        """A write transaction, one thread at a time (see delivery.commits), that first records
-        the last message sent."""
+        """A write transaction, one at a time in this process (see delivery.multiplex), that first
+        records the last message sent."""
         with WRITE_LOCK, self.db.begin():
             if self.sent is not None:
                 mark_sent(self.db, self.sent[0], self.name, self.sent[1], self.sender.clock())
@@ -226,7 +234,7 @@ class _Worker:
             with self.writing():
                 pass
 
-    def run(self) -> None:
+    def run(self) -> Task:
         sender = self.sender
         try:
             while not sender.stopping():
@@ -242,7 +250,7 @@ class _Worker:
                     try:
                         if sender.options.rate.interval:
                             self.flush()  # the last message is written down now, not after the wait
-                            sender.wait_until(sender.options.rate.next_slot())
+                            yield from sender.wait_until(sender.options.rate.next_slot())
                         if not sender.stopping() and not sender._take_budget():
                             sender.report.limited = True
                             sender.stop.set()  # --limit reached: this run is done
@@ -250,10 +258,10 @@ class _Worker:
                             with self.writing() as db:
                                 release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
                             return
-                        self.deliver(item)
+                        yield from self.deliver(item)
                     except Exception:
                         # Leases of a living process are not taken back early, and this process may
-                        # live on (the scheduler, a worker): give back what this thread will not send
+                        # live on (the scheduler, a worker): give back what this slot will not send
                         # now. This row too: a failed group commit leaves it queued and leased to us
                         # (release touches only rows still queued, never one that went out).
                         with self.writing() as db:
@@ -271,10 +279,10 @@ class _Worker:
             return False
         return True
 
-    def deliver(self, item: Claimed) -> None:
+    def deliver(self, item: Claimed) -> Task:
         sender, name = self.sender, self.name
         message_id, message = sender.factory.build(Recipient(item.subscriber_id, item.email, item.name, item.values()))
-        outcome = self.advance(item)
+        outcome = yield from self.advance(item)
         if outcome == "taken":
             return  # this claim's lease ran out and another sender has the row: it is theirs to send
         if outcome == "skipped":
@@ -286,8 +294,8 @@ class _Worker:
             return
         try:
             if self.connection is None:
-                self.connection = sender._open()
-            self.connection.send(sender.factory.envelope_from, item.email, message)
+                self.connection = yield Blocking(sender._open)
+            yield from self.connection.steps(sender.factory.envelope_from, item.email, message)
         except TransportError as exc:
             # Nothing went out: the row goes back to the queue, and this run stops.
             with self.writing() as db:

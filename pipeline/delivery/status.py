@@ -52,7 +52,7 @@ def throughput(conn: Connection, send_id: int, since: datetime) -> list[Throughp
                         .group_by(deliveries.c.worker))
     merged: dict[str, Throughput] = {}
     for worker, sent, first, last, late in rows:
-        host, pid, run = (worker.split(":") + ["", ""])[:3]  # a sender's threads are host:pid:run:n
+        host, pid, run = (worker.split(":") + ["", ""])[:3]  # a sender's slots are host:pid:run:n
         process = f"{host}:{pid}"
         before = merged.get(process)
         if before is None:

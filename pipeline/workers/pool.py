@@ -1,6 +1,6 @@
 """A worker process's transport connections, kept open from one batch to the next.
 
-The sending loop opens a connection per thread and closes it when its run ends; a worker runs
+The sending loop opens a connection per slot and closes it when its run ends; a worker runs
 one short batch after another, and a new SMTP session (TCP, EHLO, STARTTLS, AUTH) for each would
 cost more than the batch. The pool is a connection factory like any other: "closing" a healthy
 connection puts it back, and one that failed (a dropped link, an answer that never came) is
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pipeline.delivery.transports import (
     Connection,
@@ -19,6 +21,7 @@ from pipeline.delivery.transports import (
     PermanentFailure,
     TemporaryFailure,
 )
+from pipeline.delivery.transports.stepwise import Steps
 
 MAX_IDLE = 30.0  # seconds; servers drop idle sessions after a minute or more (Postfix: 300 s)
 
@@ -64,8 +67,18 @@ class _Lent:
         self.broken = False
 
     def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
-        try:
+        with self._watched():
             return self.inner.send(envelope_from, recipient, message)
+
+    def steps(self, envelope_from: str, recipient: str, message: bytes) -> Steps:
+        with self._watched():
+            return (yield from self.inner.steps(envelope_from, recipient, message))
+
+    @contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Note a session that must not be lent again."""
+        try:
+            yield
         except TemporaryFailure as exc:
             self.broken = self.broken or exc.reconnect
             raise

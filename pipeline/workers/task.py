@@ -59,7 +59,7 @@ class WorkerSettings:
     workspace_dir: Path
     db_url: str
     transport_url: str | None
-    concurrency: int  # connections (sending threads) per process
+    concurrency: int  # SMTP connections per process
 
 
 class Context:

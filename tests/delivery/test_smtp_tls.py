@@ -223,3 +223,17 @@ def test_the_command_line_shows_a_bad_certificate_in_one_line(campaign: Campaign
         assert [r.recipients for r in server.received] == [["me@clinic.example"]]
     finally:
         server.stop()
+
+
+def test_a_send_runs_several_tls_connections_in_one_thread(campaign: Campaign, server: SmtpTestServer,
+                                                           authority: Authority) -> None:
+    from tests.cli.test_sending import people
+
+    # Messages of tens of kilobytes on four TLS sessions at once: writes that TLS cannot take in one
+    # go and replies that come while other sessions are being written to.
+    addresses = people(campaign, 40)
+    url = f"{server.url}?cafile={authority.ca}&servername={SERVER_NAME}"
+    sent = campaign("--transport", url, "send", "back-pain", "--yes", "--concurrency", "4")
+    assert (sent.exit_code, sent.stderr.splitlines()[-1:]) == (0, [f"back-pain is sent, via {server.url}."]), sent.stderr
+    assert sorted(r.recipients[0] for r in server.received) == sorted(addresses)
+    assert all(r.message["Subject"] for r in server.received)

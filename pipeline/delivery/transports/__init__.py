@@ -1,7 +1,7 @@
 """Where messages go: a Maildir (the default; mail clients open it) or an SMTP server.
 
-Every transport hands out connections, one per sending thread, with one method: send the
-bytes of one message to one recipient, or raise what the server said.
+Every transport hands out connections, one per sending slot, that send the bytes of one message
+to one recipient, or raise what the server said: at once (send) or as steps (steps).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote
 
+from pipeline.delivery.transports.stepwise import Steps
 from pipeline.errors import TransportError
 from pipeline.redact import redact_url
 
@@ -45,6 +46,10 @@ class UncertainDelivery(Exception):
 class Connection(Protocol):
     def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
         """Deliver one message; returns the server's final reply."""
+
+    def steps(self, envelope_from: str, recipient: str, message: bytes) -> Steps:
+        """The same as steps that say which socket they wait for (transports.stepwise), so one
+        thread can run many connections."""
 
     def close(self) -> None:
         ...

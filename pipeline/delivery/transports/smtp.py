@@ -15,6 +15,7 @@ import os
 import smtplib
 import socket
 import ssl
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -24,6 +25,7 @@ from pipeline.delivery.transports import (
     TemporaryFailure,
     UncertainDelivery,
 )
+from pipeline.delivery.transports.stepwise import Channel, Steps, Wait, drive
 from pipeline.errors import TransportError
 from pipeline.redact import redact_url
 
@@ -31,6 +33,7 @@ PASSWORD_ENV = "CAMPAIGN_SMTP_PASSWORD"
 CAFILE_ENV = "CAMPAIGN_SMTP_CAFILE"
 OPTIONS = {"cafile": "PATH", "servername": "NAME"}  # the query options of an smtp:// or smtps:// URL
 TIMEOUT = 60
+_LONGEST_LINE = 8192  # bytes in one reply line; RFC 5321 allows 512
 # Replies to RCPT that mean the mailbox does not exist or refuses mail for good: a hard bounce.
 BOUNCE_CODES = {550, 551, 553}
 # Characters a user name keeps in describe(); everything else, "@" and ":" first, is percent-encoded
@@ -209,6 +212,9 @@ class SmtpConnection:
         self.client = self._connect()
         self.pipelining = self.client.has_extn("pipelining")
         self.smtputf8 = self.client.has_extn("smtputf8")
+        # smtplib opened the session; the messages go through a buffer of this module's own, so
+        # one thread can run many connections (smtplib's reader also costs more than a message).
+        self.channel = Channel(self.client.sock, TIMEOUT)
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
@@ -248,24 +254,26 @@ class SmtpConnection:
             client.login(s.user, s.password or "")
 
     def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        return drive(self.steps(envelope_from, recipient, message))
+
+    def steps(self, envelope_from: str, recipient: str, message: bytes) -> Steps:
+        """One message as steps (transports.stepwise); ends with the server's reply, or raises
+        what it said as a Temporary or PermanentFailure or an UncertainDelivery."""
         options = ""
         if not recipient.isascii() or not envelope_from.isascii():
             if not self.smtputf8:
                 raise PermanentFailure(f"the server does not offer SMTPUTF8, needed for {recipient}")
             options = " SMTPUTF8"
         try:
-            return self._transact(envelope_from, recipient, message, options)
+            return (yield from self._transact(envelope_from, recipient, message, options))
         except (smtplib.SMTPServerDisconnected, OSError) as exc:  # timeouts and resets are OSErrors
             raise TemporaryFailure(f"connection lost: {exc or type(exc).__name__}", reconnect=True) from None
 
-    def _getreply(self) -> tuple[int, bytes]:
-        """One (possibly multi-line) reply; smtplib's own reader costs more than the rest of a message."""
-        client = self.client
-        if client.file is None:
-            client.file = client.sock.makefile("rb")
+    def _getreply(self) -> Generator[Wait, None, tuple[int, bytes]]:
+        """One (possibly multi-line) reply."""
         lines = []
         while True:
-            line = client.file.readline(8193)
+            line = yield from self.channel.line(_LONGEST_LINE)
             if not line:
                 raise smtplib.SMTPServerDisconnected("the server closed the connection")
             lines.append(line[4:].strip())
@@ -276,32 +284,34 @@ class SmtpConnection:
         except ValueError:
             return -1, b" ".join(lines)
 
-    def _command_replies(self, envelope_from: str, recipient: str, options: str) -> list[tuple[int, bytes]]:
-        client = self.client
+    def _command_replies(self, envelope_from: str, recipient: str,
+                         options: str) -> Generator[Wait, None, list[tuple[int, bytes]]]:
         commands = [f"MAIL FROM:<{envelope_from}>{options}", f"RCPT TO:<{recipient}>", "DATA"]
         if self.pipelining:
-            client.send("".join(c + "\r\n" for c in commands).encode("utf-8"))
-            return [self._getreply() for _ in commands]
+            yield from self.channel.write("".join(c + "\r\n" for c in commands).encode("utf-8"))
+            pipelined = []
+            for _ in commands:
+                pipelined.append((yield from self._getreply()))
+            return pipelined
         replies = []
         for command in commands:
-            client.send((command + "\r\n").encode("utf-8"))
-            replies.append(self._getreply())
+            yield from self.channel.write((command + "\r\n").encode("utf-8"))
+            replies.append((yield from self._getreply()))
             if replies[-1][0] >= 400:
                 break
         return replies
 
-    def _transact(self, envelope_from: str, recipient: str, message: bytes, options: str) -> str:
-        client = self.client
-        replies = self._command_replies(envelope_from, recipient, options)
+    def _transact(self, envelope_from: str, recipient: str, message: bytes, options: str) -> Steps:
+        replies = yield from self._command_replies(envelope_from, recipient, options)
         steps = ("MAIL", "RCPT", "DATA")
         for step, (code, text) in zip(steps, replies):
             expected = 354 if step == "DATA" else 250
             if code == expected or (step == "RCPT" and code == 251):
                 continue
             if code == 354:  # DATA was accepted although an earlier command failed: end it empty
-                client.send(b".\r\n")
-                self._getreply()
-            self._reset()
+                yield from self.channel.write(b".\r\n")
+                yield from self._getreply()
+            yield from self._reset()
             reply = _reply(code, text)
             if code == 421:
                 raise TemporaryFailure(reply, reconnect=True)
@@ -310,9 +320,9 @@ class SmtpConnection:
             raise PermanentFailure(reply, bounce=step == "RCPT" and code in BOUNCE_CODES)
         body = _dot_stuffed(message)
         # One write with its terminator: copying the body costs less than a second segment and wake-up.
-        client.send(body + (b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
+        yield from self.channel.write(body + (b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
         try:
-            code, text = self._getreply()
+            code, text = yield from self._getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise UncertainDelivery(f"the connection broke before the server confirmed the message: {exc}") from None
         reply = _reply(code, text)
@@ -324,14 +334,18 @@ class SmtpConnection:
             raise TemporaryFailure(reply)
         raise PermanentFailure(reply)
 
-    def _reset(self) -> None:
+    def _reset(self) -> Generator[Wait, None, None]:
+        # What the server said about the message is the outcome; a session that broke on RSET
+        # shows on the next message, as a lost connection.
         try:
-            self.client.rset()
-        except smtplib.SMTPException:
+            yield from self.channel.write(b"RSET\r\n")
+            yield from self._getreply()
+        except (smtplib.SMTPServerDisconnected, OSError):
             pass
 
     def close(self) -> None:
         try:
+            self.channel.blocking()
             self.client.quit()
         except (smtplib.SMTPException, OSError):
             self.client.close()
