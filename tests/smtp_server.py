@@ -42,6 +42,7 @@ class Behaviour:
     drop_on_rcpt: dict[str, int] = field(default_factory=dict)  # address -> how many RCPTs drop the connection
     answer_421: int = 0  # how many next MAIL commands get 421 and a closed connection
     delay: float = 0.0  # seconds to wait before answering RCPT and DATA
+    rset_delay: float = 0.0  # seconds to wait before answering RSET
     pipelining: bool = True
 
 
@@ -87,6 +88,11 @@ class _Handler:
             behaviour.temporary[key] -= 1
             return "451 4.3.0 Try again later"
         envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.server.behaviour.rset_delay:
+            await asyncio.sleep(self.server.behaviour.rset_delay)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:

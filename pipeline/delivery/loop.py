@@ -108,8 +108,11 @@ class Sender:
             with self.store.engine.connect() as db, small_cache(db):
                 db.execution_options(writing=True)
                 slots = max(1, self.options.concurrency)
-                multiplexer = Multiplexer(RawTransactions(db), self._died, helpers=slots)
-                multiplexer.run([_Slot(self, f"{self.prefix}:{n}", db).run() for n in range(slots)])
+                # Helpers open and close connections: twice the slots, so that opening a connection
+                # never waits behind closing one that hangs.
+                multiplexer = Multiplexer(RawTransactions(db), self._died, helpers=2 * slots)
+                multiplexer.run([_Slot(self, f"{self.prefix}:{n}", db, multiplexer.in_background).run()
+                                 for n in range(slots)])
         except Exception as exc:
             self._died(exc)
         finally:
@@ -199,10 +202,12 @@ class _Slot:
     they meet (delivery.multiplex), so a message costs a part of one.
     """
 
-    def __init__(self, sender: Sender, name: str, db: sa.Connection) -> None:
+    def __init__(self, sender: Sender, name: str, db: sa.Connection,
+                 background: Callable[[Callable[[], object]], None]) -> None:
         self.sender = sender
         self.name = name
         self.db = db
+        self.background = background  # runs a call in a helper thread (multiplex.Multiplexer.in_background)
         self.connection: Connection | None = None
         self.sent: tuple[int, str] | None = None  # answered 250, not yet written down
 
@@ -268,9 +273,10 @@ class _Slot:
                             release(db, [c.delivery_id for c in batch[index:]], self.name, sender.clock())
                         raise
         finally:
-            self.flush()
-            if self.connection is not None:
-                self.connection.close()
+            try:
+                self.flush()
+            finally:
+                self.drop_connection()
 
     def active(self, db: sa.Connection) -> bool:
         if state_of(db, self.sender.send_id) != "sending":
@@ -282,6 +288,10 @@ class _Slot:
     def deliver(self, item: Claimed) -> Task:
         sender, name = self.sender, self.name
         message_id, message = sender.factory.build(Recipient(item.subscriber_id, item.email, item.name, item.values()))
+        if self.connection is None:
+            # Opened before the row is marked `sending`: that must not last longer than the message
+            # is on the wire. If it cannot be opened, run() gives the batch back and the run stops.
+            self.connection = yield Blocking(sender._open)
         outcome = yield from self.advance(item)
         if outcome == "taken":
             return  # this claim's lease ran out and another sender has the row: it is theirs to send
@@ -293,8 +303,6 @@ class _Slot:
             sender.stop.set()
             return
         try:
-            if self.connection is None:
-                self.connection = yield Blocking(sender._open)
             yield from self.connection.steps(sender.factory.envelope_from, item.email, message)
         except TransportError as exc:
             # Nothing went out: the row goes back to the queue, and this run stops.
@@ -324,8 +332,10 @@ class _Slot:
         sender.told()
 
     def drop_connection(self) -> None:
+        # A server that stopped answering can hold a QUIT for a minute: that must not hold up
+        # the other connections.
         if self.connection is not None:
-            self.connection.close()
+            self.background(self.connection.close)
             self.connection = None
 
     def temporary(self, item: Claimed, reply: str) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import selectors
+import select
 import socket
 import threading
 import time
@@ -77,14 +77,16 @@ class Multiplexer:
         self.commits: list[tuple[Task, Commit]] = []
         self.sleeping: list[tuple[float, int, Task]] = []
         self.order = itertools.count()  # ties between sleepers, which do not compare
-        self.waiting: dict[Task, float] = {}  # a task waiting on a socket: its deadline
-        self.selector = selectors.PollSelector()  # fds change every message: epoll would pay two syscalls each time
+        # Tasks waiting on a socket, by its fd, with their deadlines. poll() rather than epoll: the
+        # sockets waited on change with every message, which epoll would pay two syscalls for.
+        self.waiting: dict[int, tuple[Task, float]] = {}
+        self.poller = select.poll()
         self.helpers = ThreadPoolExecutor(max_workers=max(1, helpers), thread_name_prefix="campaign-connect")
         self.finished: deque[tuple[Task, Future[Any]]] = deque()
         self.bell_in, self.bell_out = socket.socketpair()  # a helper rings when its call is done
         self.bell_in.setblocking(False)
-        self.selector.register(self.bell_in, selectors.EVENT_READ, None)
-        self.blocked = 0
+        self.bell = self.bell_in.fileno()
+        self.poller.register(self.bell, select.POLLIN)
 
     def run(self, tasks: Sequence[Task]) -> None:
         alive = len(tasks)
@@ -103,8 +105,9 @@ class Multiplexer:
                     self._poll(self._timeout())
                 self._wake_sleepers()
         finally:
-            self.helpers.shutdown(wait=True)
-            self.selector.close()
+            for task in tasks:  # ended ones ignore this; any other gives back what it holds
+                task.close()
+            self.helpers.shutdown(wait=True)  # the calls in the background end too
             self.bell_in.close()
             self.bell_out.close()
 
@@ -119,18 +122,23 @@ class Multiplexer:
             self.died(exc)
             return 1
         if isinstance(request, Wait):
-            events = selectors.EVENT_WRITE if request.write else selectors.EVENT_READ
-            self.selector.register(request.fileno, events, task)
-            self.waiting[task] = time.monotonic() + request.timeout
+            self.poller.register(request.fileno, select.POLLOUT if request.write else select.POLLIN)
+            self.waiting[request.fileno] = (task, time.monotonic() + request.timeout)
         elif isinstance(request, Commit):
             self.commits.append((task, request))
         elif isinstance(request, Sleep):
             heapq.heappush(self.sleeping, (request.until, next(self.order), task))
-        else:
-            self.blocked += 1
+        elif isinstance(request, Blocking):
             future = self.helpers.submit(request.call)
             future.add_done_callback(lambda done, task=task: self._rung(task, done))
+        else:
+            self.ready.append(_Resume(task, None, TypeError(f"a task cannot wait for {request!r}")))
         return 0
+
+    def in_background(self, call: Callable[[], object]) -> None:
+        """Run `call` in a helper thread, nobody waiting for it (closing a connection that may
+        hang); the run ends only after it has."""
+        self.helpers.submit(call)
 
     def _rung(self, task: Task, done: Future[Any]) -> None:  # in the helper thread
         self.finished.append((task, done))
@@ -142,27 +150,22 @@ class Multiplexer:
     def _poll(self, timeout: float) -> bool:
         """Resume the tasks whose sockets are ready (or overdue); whether any was."""
         found = False
-        for key, _ in self.selector.select(timeout):
+        # An error or hang-up counts as ready too: the task's own read or write then says what happened.
+        for fd, _ in self.poller.poll(timeout * 1000):
             found = True
-            if key.data is None:
+            if fd == self.bell:
                 self._answered()
                 continue
-            self.selector.unregister(key.fileobj)
-            del self.waiting[key.data]
-            self.ready.append(_Resume(key.data, None, None))
+            self.poller.unregister(fd)
+            self.ready.append(_Resume(self.waiting.pop(fd)[0], None, None))
         now = time.monotonic()
-        for task, deadline in list(self.waiting.items()):
+        for fd, (task, deadline) in list(self.waiting.items()):
             if deadline <= now:
                 found = True
-                self._forget(task)
+                self.poller.unregister(fd)
+                del self.waiting[fd]
                 self.ready.append(_Resume(task, None, TimeoutError("timed out")))
         return found
-
-    def _forget(self, task: Task) -> None:
-        for key in list(self.selector.get_map().values()):
-            if key.data is task:
-                self.selector.unregister(key.fileobj)
-        del self.waiting[task]
 
     def _answered(self) -> None:
         try:
@@ -172,13 +175,12 @@ class Multiplexer:
             pass
         while self.finished:
             task, done = self.finished.popleft()
-            self.blocked -= 1
             error = done.exception()
             self.ready.append(_Resume(task, None if error else done.result(), error))
 
     def _timeout(self) -> float:
         now = time.monotonic()
-        moments = [now + IDLE, *self.waiting.values()]
+        moments = [now + IDLE, *(deadline for _, deadline in self.waiting.values())]
         if self.sleeping:
             moments.append(self.sleeping[0][0])
         return max(0.0, min(moments) - now)

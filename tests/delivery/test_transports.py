@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.delivery.transports import open_transport
+from pipeline.delivery.transports import (
+    PermanentFailure,
+    TemporaryFailure,
+    open_transport,
+    smtp,
+)
 from pipeline.delivery.transports.smtp import SmtpSettings
 from pipeline.errors import TransportError
 from tests.conftest import Campaign
@@ -115,3 +120,32 @@ def test_the_date_header_is_in_numeric_utc(campaign: Campaign, smtp_server: Smtp
     header = smtp_server.received[0].data.split(b"\r\n\r\n", 1)[0]
     assert re.search(rb"(?m)^Date: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r$", header), header
     assert smtp_server.received[0].message["Date"].datetime.utcoffset().total_seconds() == 0
+
+
+MESSAGE = b"From: news@clinic.example\r\nTo: ana@example.com\r\nSubject: Back pain\r\n\r\nHello Ana.\r\n"
+
+
+def test_a_reset_left_unanswered_ends_the_session_so_no_late_reply_is_misread(
+        smtp_server: SmtpTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(smtp, "TIMEOUT", 0.3)
+    smtp_server.behaviour.rcpt_replies["gone@example.com"] = "550 5.1.1 No such user"
+    smtp_server.behaviour.rset_delay = 0.6  # its 250 would come as the answer to the next MAIL
+    _, connect = open_transport(smtp_server.url, tmp_path)
+    connection = connect()
+    try:
+        with pytest.raises(PermanentFailure) as refused:
+            connection.send("news@clinic.example", "gone@example.com", MESSAGE)
+        with pytest.raises(TemporaryFailure) as lost:
+            connection.send("news@clinic.example", "ana@example.com", MESSAGE)
+    finally:
+        connection.close()
+    assert (refused.value.reply, refused.value.bounce) == ("550 5.1.1 No such user", True)
+    assert (lost.value.reply, lost.value.reconnect) == (
+        "connection lost: the session was closed when RSET got no answer (timed out)", True)
+    smtp_server.behaviour.rset_delay = 0
+    fresh = connect()
+    try:
+        assert fresh.send("news@clinic.example", "ana@example.com", MESSAGE) == "250 2.0.0 Message accepted"
+    finally:
+        fresh.close()
+    assert [r.recipients for r in smtp_server.received] == [["ana@example.com"]]

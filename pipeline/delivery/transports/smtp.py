@@ -335,13 +335,15 @@ class SmtpConnection:
         raise PermanentFailure(reply)
 
     def _reset(self) -> Generator[Wait, None, None]:
-        # What the server said about the message is the outcome; a session that broke on RSET
-        # shows on the next message, as a lost connection.
+        # What the server said about the message is the outcome. A RSET unanswered in time leaves
+        # its late reply to be read as the next command's: the session is closed, and the next
+        # message finds it lost and opens another.
         try:
             yield from self.channel.write(b"RSET\r\n")
             yield from self._getreply()
-        except (smtplib.SMTPServerDisconnected, OSError):
-            pass
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.channel.close(f"the session was closed when RSET got no answer ({exc or type(exc).__name__})")
+            self.client.close()
 
     def close(self) -> None:
         try:

@@ -29,8 +29,9 @@ def drive(steps: Steps) -> str:
     try:
         wait = next(steps)
         while True:
-            ready = select.select([], [wait.fileno], [], wait.timeout)[1] if wait.write else \
-                select.select([wait.fileno], [], [], wait.timeout)[0]
+            poller = select.poll()  # not select(): a long-running process may hold fds past 1024
+            poller.register(wait.fileno, select.POLLOUT if wait.write else select.POLLIN)
+            ready = poller.poll(wait.timeout * 1000)
             wait = steps.send(None) if ready else steps.throw(TimeoutError("timed out"))
     except StopIteration as end:
         result: str = end.value
@@ -45,9 +46,11 @@ class Channel:
         self.timeout = timeout
         self.fileno = sock.fileno()
         self.inbox = bytearray()
+        self.ended = ""  # why this side closed the session, once it has
         sock.setblocking(False)
 
     def write(self, data: bytes) -> Generator[Wait, None, None]:
+        self._open()
         view = memoryview(data)
         while view:
             try:
@@ -59,6 +62,7 @@ class Channel:
 
     def line(self, longest: int) -> Generator[Wait, None, bytes]:
         """The next line read, with its line end; b"" when the peer closed the connection first."""
+        self._open()
         scanned = 0
         while (end := self.inbox.find(b"\n", scanned)) < 0:
             scanned = len(self.inbox)
@@ -81,6 +85,15 @@ class Channel:
         found = bytes(self.inbox[:end + 1])
         del self.inbox[:end + 1]
         return found
+
+    def close(self, why: str) -> None:
+        """End the session from this side; whatever comes next is told `why`."""
+        self.ended = why
+        self.sock.close()
+
+    def _open(self) -> None:
+        if self.ended:
+            raise ConnectionError(self.ended)
 
     def blocking(self) -> None:
         """Back to a blocking socket with its timeout, for smtplib's own commands (QUIT)."""
