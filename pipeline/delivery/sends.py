@@ -75,8 +75,12 @@ def set_send_state(conn: Connection, send_id: int, state: str, now: datetime, **
     conn.execute(sends.update().where(sends.c.id == send_id).values(state=state, updated_at=now, **extra))
 
 
+# Built once: a sender asks before every claim, and building the statement cost more than running it.
+_STATE = sa.select(sends.c.state).where(sends.c.id == sa.bindparam("send_id"))
+
+
 def state_of(conn: Connection, send_id: int) -> str | None:
-    return conn.execute(sa.select(sends.c.state).where(sends.c.id == send_id)).scalar()
+    return conn.execute(_STATE, {"send_id": send_id}).scalar()
 
 
 def mark_snapshot(conn: Connection, send_id: int, now: datetime) -> bool:
