@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.audience.subscribers import clean_text
+from pipeline.audience.values import clean_text
 from pipeline.db.schema import consent_imports, consents, imported_consents
 
 DOUBLE_OPT_IN = "double-opt-in"

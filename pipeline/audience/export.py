@@ -11,7 +11,8 @@ from typing import Any, TextIO
 from sqlalchemy.engine import Connection
 
 from pipeline.audience.segments import Segment
-from pipeline.audience.subscribers import Subscriber, field_value, iterate, known_fields
+from pipeline.audience.subscribers import Subscriber, iterate, known_fields
+from pipeline.audience.values import field_value
 
 COLUMNS = ("email", "first_name", "last_name", "tags", "timezone", "status", "consent_source", "consent_at",
            "signed_up")

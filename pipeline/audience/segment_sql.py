@@ -35,7 +35,7 @@ from pipeline.audience.segment_limits import (
     too_long,
     unstorable,
 )
-from pipeline.audience.subscribers import BUILTIN_FIELDS
+from pipeline.audience.values import BUILTIN_FIELDS
 from pipeline.db.schema import subscribers
 from pipeline.delivery.ledger import received_by
 from pipeline.engagement.segments import FUNCTIONS as ENGAGEMENT

@@ -37,11 +37,11 @@ from pipeline.audience.consent import Client
 from pipeline.audience.subscribers import (
     Subscriber,
     by_id,
-    clean_text,
     confirm_pending,
     request_pending,
 )
 from pipeline.audience.tokens import Tokens
+from pipeline.audience.values import clean_text
 from pipeline.errors import InvalidToken
 from pipeline.settings.signup import Signup
 

@@ -6,13 +6,10 @@ says --resubscribe; an erased address leaves only a hash in `suppressions`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
-from zoneinfo import available_timezones
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -23,6 +20,11 @@ from pipeline.audience.addresses import (
     email_hash,
     email_key,
     normalize_email,
+)
+from pipeline.audience.values import (
+    clean_tag,
+    validate_field_name,
+    width_problem,
 )
 from pipeline.clock import human, utcnow
 from pipeline.db.schema import (
@@ -36,13 +38,6 @@ from pipeline.db.schema import (
 )
 from pipeline.engagement.events import forget as forget_engagement
 from pipeline.errors import NotFoundError, SubscriberError
-
-BUILTIN_FIELDS = ("email", "first_name", "last_name", "tags", "status", "timezone", "signed_up")
-_FIELD_NAME = re.compile(r"^[^\W\d]\w*$")
-_BAD_TEXT = re.compile(r"[\x00-\x1f\x7f]+")
-_NUMBER = re.compile(r"^-?(?:0|[1-9]\d{0,14})(?:\.\d+)?$")
-MAX_TAG = 100
-MAX_TEXT = 200  # db.schema's first_name, last_name and consent_source
 
 
 @dataclass(frozen=True)
@@ -93,57 +88,6 @@ class Changes:
     consent_source: str | None = None
     consent_at: datetime | None = None
     signed_up: datetime | None = None
-
-
-def clean_text(value: str | None) -> str | None:
-    """One line of text: control characters (CR, LF, NUL...) become spaces; empty is None."""
-    if value is None:
-        return None
-    cleaned = " ".join(_BAD_TEXT.sub(" ", value).split())
-    return cleaned or None
-
-
-def width_problem(field: str, value: str | None) -> str | None:
-    """Why a first name, last name or consent source cannot be kept, or None. Their columns hold
-    MAX_TEXT characters: PostgreSQL refuses more, and SQLite would keep what PostgreSQL could not
-    take from it (a list moved from one to the other would fail)."""
-    if value is not None and len(value) > MAX_TEXT:
-        return f"{field} is {len(value):,} characters long (the limit is {MAX_TEXT})"
-    return None
-
-
-def clean_tag(tag: str) -> str:
-    cleaned = clean_text(tag) or ""
-    if not cleaned:
-        raise SubscriberError("a tag cannot be empty")
-    if "," in cleaned or len(cleaned) > MAX_TAG:
-        raise SubscriberError(f"tag {cleaned[:40]!r} must be at most {MAX_TAG} characters, without commas")
-    return cleaned
-
-
-def field_name(header: str) -> str:
-    """A column header as a custom field name: "Birth Year" -> birth_year."""
-    name = re.sub(r"\W+", "_", header.strip().lower()).strip("_")
-    if name and name[0].isdigit():
-        name = f"f_{name}"
-    return name
-
-
-def field_value(text: str) -> Any:
-    """A cell as stored: numbers as numbers (but not "02134"), everything else as text."""
-    if _NUMBER.match(text):
-        return float(text) if "." in text else int(text)
-    return text
-
-
-@lru_cache(maxsize=1)
-def _zones() -> dict[str, str]:
-    return {zone.lower(): zone for zone in available_timezones()}
-
-
-def canonical_timezone(value: str) -> str | None:
-    """The IANA name for value (any case), or None when there is no such zone."""
-    return _zones().get(value.strip().lower())
 
 
 def _row_to_subscriber(row: Row[Any], tags: Iterable[str]) -> Subscriber:
@@ -206,15 +150,6 @@ def register_fields(conn: Connection, names: Iterable[str]) -> None:
 
 def known_fields(conn: Connection) -> list[str]:
     return sorted(conn.execute(sa.select(custom_fields.c.name)).scalars())
-
-
-def validate_field_name(name: str) -> str:
-    if not _FIELD_NAME.match(name) or name in BUILTIN_FIELDS:
-        raise SubscriberError(
-            f"{name!r} cannot be a custom field name: use letters, digits and '_', not starting with a "
-            f"digit, and none of {', '.join(BUILTIN_FIELDS)}"
-        )
-    return name
 
 
 def add(conn: Connection, address: str, changes: Changes, source: str) -> tuple[Subscriber, bool]:

@@ -16,17 +16,19 @@ from pipeline.audience.subscribers import (
     Changes,
     Subscriber,
     add,
-    canonical_timezone,
-    clean_tag,
-    clean_text,
     count_by_status,
     erase,
-    field_value,
     iterate,
     purge_pending,
     tag,
     unsubscribe,
     untag,
+)
+from pipeline.audience.values import (
+    canonical_timezone,
+    clean_tag,
+    clean_text,
+    field_value,
 )
 from pipeline.cli.context import NOW_OPTION, State, parse_now, pass_state
 from pipeline.db.schema import STATUSES
@@ -75,7 +77,10 @@ def import_(state: State, file: Path, tags: tuple[str, ...], update: bool, dry_r
     Example:
       campaign subscribers import patients.csv --tag patients
     """
-    from pipeline.audience.importing.write import ImportOptions, import_csv  # its own stage: loaded when used
+    from pipeline.audience.importing.write import (  # its own stage: loaded when used
+        ImportOptions,
+        import_csv,
+    )
 
     options = ImportOptions(tags=tags, update=update, dry_run=dry_run, status=status, resubscribe=resubscribe)
     store = state.store
@@ -164,7 +169,10 @@ def show(state: State, email: str, as_json: bool) -> None:
       campaign subscribers show ana@example.com
       campaign subscribers show ana@example.com --json > ana.json
     """
-    from pipeline.audience.access import access_report, report_lines  # reads sends and tracking too
+    from pipeline.audience.access import (  # reads sends and tracking too
+        access_report,
+        report_lines,
+    )
 
     with state.store.reading() as conn:
         report = access_report(conn, email)

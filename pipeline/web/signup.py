@@ -28,7 +28,8 @@ from starlette.routing import Route
 
 from pipeline.audience import signup, signup_limits
 from pipeline.audience.consent import Client
-from pipeline.audience.subscribers import Subscriber, clean_text
+from pipeline.audience.subscribers import Subscriber
+from pipeline.audience.values import clean_text
 from pipeline.clock import utcnow
 from pipeline.delivery import welcome
 from pipeline.delivery.confirmation import Confirmations

@@ -8,8 +8,6 @@ from pipeline.audience.subscribers import (
     add,
     count_by_status,
     erase,
-    field_name,
-    field_value,
     find,
     get,
     tag,
@@ -71,16 +69,3 @@ def test_tag_untag_and_unknown_addresses(store: Store) -> None:
         with pytest.raises(SubscriberError, match="without commas"):
             tag(conn, ["ana@example.com"], ["a,b"])
 
-
-@pytest.mark.parametrize(("header", "name"), [("Birth Year", "birth_year"), ("City", "city"),
-                                             ("MEMBER_RATING", "member_rating"), ("2nd Phone", "f_2nd_phone"),
-                                             ("  Ville préférée ", "ville_préférée")])
-def test_field_names(header: str, name: str) -> None:
-    assert field_name(header) == name
-
-
-@pytest.mark.parametrize(("text", "value"), [("1975", 1975), ("-3", -3), ("4.5", 4.5), ("02134", "02134"),
-                                           ("1e5", "1e5"), ("12345678901234567", "12345678901234567"),
-                                           ("Oslo", "Oslo"), ("0", 0)])
-def test_field_values_keep_codes_as_text(text: str, value: object) -> None:
-    assert field_value(text) == value and type(field_value(text)) is type(value)

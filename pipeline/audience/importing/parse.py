@@ -29,7 +29,7 @@ from pipeline.audience.importing.source import (
     open_csv,
     sniff_delimiter,
 )
-from pipeline.audience.subscribers import (
+from pipeline.audience.values import (
     BUILTIN_FIELDS,
     canonical_timezone,
     clean_tag,

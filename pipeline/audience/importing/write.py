@@ -26,7 +26,8 @@ from pipeline.audience.importing.helper import interrupts_held, parse
 from pipeline.audience.importing.load import Loader, loader
 from pipeline.audience.importing.parse import Header, Parsed, Parser, Record
 from pipeline.audience.importing.rejects import Rejects, remove_leftovers
-from pipeline.audience.subscribers import clean_tag, register_fields
+from pipeline.audience.subscribers import register_fields
+from pipeline.audience.values import clean_tag
 from pipeline.clock import from_sql_time, sql_time, utcnow
 from pipeline.db.engine import Store
 from pipeline.db.schema import (
