@@ -77,10 +77,7 @@ def import_(state: State, file: Path, tags: tuple[str, ...], update: bool, dry_r
     Example:
       campaign subscribers import patients.csv --tag patients
     """
-    from pipeline.audience.importing.write import (  # its own stage: loaded when used
-        ImportOptions,
-        import_csv,
-    )
+    from pipeline.audience.importing.write import ImportOptions, import_csv  # its own stage: loaded when used
 
     options = ImportOptions(tags=tags, update=update, dry_run=dry_run, status=status, resubscribe=resubscribe)
     store = state.store
@@ -169,10 +166,7 @@ def show(state: State, email: str, as_json: bool) -> None:
       campaign subscribers show ana@example.com
       campaign subscribers show ana@example.com --json > ana.json
     """
-    from pipeline.audience.access import (  # reads sends and tracking too
-        access_report,
-        report_lines,
-    )
+    from pipeline.audience.access import access_report, report_lines  # reads sends and tracking too
 
     with state.store.reading() as conn:
         report = access_report(conn, email)
