@@ -71,7 +71,7 @@ subscriber_tags = sa.Table(
               primary_key=True),
     sqlite_with_rowid=False,  # the primary key is the table: one b-tree to write, not two
 )
-sa.Index("subscriber_tags_subscriber", subscriber_tags.c.subscriber_id)
+tagged_index = sa.Index("subscriber_tags_subscriber", subscriber_tags.c.subscriber_id)
 
 # Custom field names seen so far, so segment errors can list them without scanning every row.
 custom_fields = sa.Table(

@@ -3,11 +3,13 @@ made all the same, and the connection is left as the import found it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from pipeline.audience.consent import new_import
 from pipeline.audience.importing.load import SUBSCRIBER_COLUMNS, loader
 from pipeline.audience.importing.parse import STATUS_WORDS
 from pipeline.audience.importing.write import BULK_FROM_BYTES, ImportOptions, import_csv
@@ -47,6 +49,37 @@ def test_tags_and_references_are_stored_whole(store: Store, source: Path) -> Non
         assert conn.execute(sa.select(sa.func.count()).select_from(subscriber_tags)).scalar() == 3
         if conn.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").first() is None
+
+
+def test_the_indexes_an_import_rebuilds_are_there_after_it(store: Store, source: Path) -> None:
+    import_csv(store, source, ImportOptions())  # into an empty list: tags' subscriber index rebuilt too
+    import_csv(store, source, ImportOptions(tags=("again",)))  # into a list that has them
+    with store.reading() as conn:
+        inspector = sa.inspect(conn)
+        assert "subscribers_signed_up_status" in {index["name"] for index in inspector.get_indexes("subscribers")}
+        assert "subscriber_tags_subscriber" in {index["name"] for index in inspector.get_indexes("subscriber_tags")}
+        assert get(conn, "ana@example.com").tags == ("again", "sleep", "vip")
+
+
+def test_consent_records_of_subscribers_whose_ids_do_not_follow_on(store: Store) -> None:
+    """Each run of consecutive ids goes in as one statement; a gap, or another import, starts
+    a new one, and every record keeps its own subscriber, import and values."""
+    stamp = "2026-01-01 00:00:00.000000"
+    with store.transaction() as conn, loader(conn, large=False) as load:
+        ids = load.subscribers([(f"r{n}@example.com", f"r{n}@example.com", None, None, "{}", None, "subscribed",
+                                 "import:x", stamp, stamp, stamp, stamp) for n in range(6)])
+        first, second = (new_import(conn, "import:x", datetime(2026, 1, 1, tzinfo=UTC)) for _ in range(2))
+        wanted = [(ids[0], first, stamp, "192.0.2.1", None, None), (ids[1], first, None, None, stamp, None),
+                  (ids[3], first, stamp, None, stamp, "192.0.2.4"), (ids[4], second, stamp, None, None, None),
+                  (ids[5], second, None, "192.0.2.6", None, None)]
+        load.consents(wanted)
+    with store.reading() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT subscriber_id, import_id, requested_at, requested_ip, confirmed_at, confirmed_ip "
+            "FROM imported_consents ORDER BY subscriber_id").all()
+    as_text = [tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in row)
+               for row in stored]
+    assert as_text == wanted
 
 
 def test_the_connection_checks_again_after_an_import(store: Store, source: Path) -> None:

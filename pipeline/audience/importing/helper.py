@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, NoReturn
 
-from pipeline.audience.importing.parse import Header, Parsed, Parser, Record
+from pipeline.audience.importing.parse import Header, Parsed, Parser, new_record
 from pipeline.errors import ImportFailed
 
 PARALLEL_FROM_BYTES = 4 << 20  # below this, starting a process costs more than it saves
@@ -94,7 +94,7 @@ class _Helper:
             if isinstance(item, tuple):
                 raise ImportFailed(item[1])
             if isinstance(item, Parsed):
-                item.records = [Record._make(r) for r in item.records]
+                item.records = list(map(new_record, item.records))
             yield item
 
     def _receive(self, parser: Parser) -> object:
@@ -143,7 +143,7 @@ def _serve(parser: Parser, fd: int, parent: int) -> NoReturn:
             try:
                 for item in parser.items():
                     if isinstance(item, Parsed):
-                        item.records = [tuple(r) for r in item.records]  # type: ignore[misc]  # plain tuples pickle fastest
+                        item.records = list(map(tuple, item.records))  # type: ignore[arg-type]  # plain tuples pickle fastest
                     _send(out, item)
                     if os.getppid() != parent:
                         break

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -31,6 +31,7 @@ from pipeline.audience.importing.source import (
 )
 from pipeline.audience.values import (
     BUILTIN_FIELDS,
+    MAX_TEXT,
     canonical_timezone,
     clean_tag,
     clean_text,
@@ -55,6 +56,10 @@ ALIASES = {
     "consent_source": "consent_source", "consent_at": "consent_at", "signed_up": "signed_up",
     "created_at": "created_at", "attributes": "attributes",
 }
+# The roles in the order _Columns.pick returns their cells.
+ROLES = ("email", "first_name", "last_name", "name", "tags", "timezone", "status", "optin_time", "confirm_time",
+         "optin_ip", "confirm_ip", "consent_source", "consent_at", "signed_up", "created_at", "attributes")
+assert set(ROLES) == set(ALIASES.values())
 # Bookkeeping columns of Mailchimp and listmonk exports that describe the export, not the person.
 IGNORED = {"gmtoff", "dstoff", "last_changed", "leid", "euid", "uuid", "updated_at"}
 STATUS_WORDS = {
@@ -93,6 +98,9 @@ class Record(NamedTuple):
 
 
 _US = "\x1f"  # the ASCII unit separator, which no one types into a spreadsheet
+# A Record from one tuple of its values, in its order: Record's own constructor and _make
+# handle their arguments in Python, at twice the cost.
+new_record = partial(tuple.__new__, Record)
 
 
 def _joined(cells: list[str]) -> str | list[str]:
@@ -148,15 +156,19 @@ class _Columns:
             found = ", ".join(repr(h) for h in header[:8]) or "nothing"
             raise ImportFailed(f"no email column (the header has {found}); name one 'email' or 'Email Address'",
                                where=path)
-        self.names = tuple(self.roles)
-        indexes = tuple(self.roles.values())
-        # itemgetter with one index returns the cell itself, not a 1-tuple
-        self.cells_of = operator.itemgetter(*indexes) if len(indexes) > 1 else lambda cells: (cells[indexes[0]],)
+        # A role the file has no column for reads the "" that pick() puts after the row's cells.
+        self.cells_of = operator.itemgetter(*(self.roles.get(role, len(header)) for role in ROLES))
+        self.custom_of = operator.itemgetter(*(index for _, index in self.custom), len(header))
+        self.custom_names = tuple(name for name, _ in self.custom)
 
-    def pick(self, cells: list[str]) -> dict[str, str]:
-        """The row's cells by role, stripped, empty ones as "" (this runs once per row, so
-        it is all done in C: a getter, map and zip)."""
-        return dict(zip(self.names, map(str.strip, self.cells_of(cells))))
+    def pick(self, cells: list[str]) -> tuple[str, ...]:
+        """The row's cells in ROLES order, stripped, "" for a role without a column (this runs
+        once per row, so it is all done in C: a getter and map)."""
+        return tuple(map(str.strip, self.cells_of([*cells, ""])))
+
+    def custom_cells(self, cells: list[str]) -> tuple[str, ...]:
+        """The custom fields' cells, as they are, with an "" at the end."""
+        return self.custom_of([*cells, ""])  # type: ignore[no-any-return]
 
 
 _json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps without its per-call set-up
@@ -186,6 +198,20 @@ _clean_ip = lru_cache(maxsize=65536)(clean_ip)
 def _field_json(name: str, cell: str) -> str:
     """One custom field as it appears in the stored JSON object: '"city": "Portland"'."""
     return f"{_json(name)}: {_json(field_value(cell.replace(chr(0), '') if chr(0) in cell else cell))}"
+
+
+@lru_cache(maxsize=65536)
+def _fields_json(names: tuple[str, ...], cells: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """A row's custom fields as the stored JSON object, and the names it has; rows of a list
+    often repeat the same few values (a city, a rating), so each combination is worked out once."""
+    parts = []
+    present = []
+    for name, cell in zip(names, cells):
+        if value := cell.strip():
+            parts.append(_field_json(name, value))
+            present.append(name)
+    # what _json() makes of the same dict
+    return ("{" + ", ".join(parts) + "}" if parts else "{}"), tuple(present)
 
 
 @lru_cache(maxsize=4096)
@@ -291,8 +317,9 @@ class Parser:
             index = next(i for i, cell in enumerate(cells) if len(cell) > MAX_CELL)
             raise _Reject(f"cell {columns.header[index]!r} is {len(cells[index]):,} characters long "
                           f"(the limit is {MAX_CELL:,})")
-        values = columns.pick(cells)
-        raw_email = values["email"]
+        (raw_email, first_cell, last_cell, name_cell, tags_cell, zone_cell, status_cell, optin_cell, confirm_cell,
+         optin_ip_cell, confirm_ip_cell, source_cell, consent_at_cell, signed_up_cell, created_cell,
+         attributes_cell) = columns.pick(cells)
         if not raw_email:
             if not "".join(cells).strip():
                 return None
@@ -305,33 +332,32 @@ class Parser:
         if key in self.seen:
             raise _Reject(f"duplicate of an earlier row for {email}")
         status = self.status
-        if status is None and values.get("status"):
-            word = values["status"].lower()
+        if status is None and status_cell:
+            word = status_cell.lower()
             if word not in STATUS_WORDS:
                 raise _Reject(f"unknown status {word!r}")
             status = STATUS_WORDS[word]
-        get = values.get
-        first_name = _clean(cell) if (cell := get("first_name")) else None
-        last_name = _clean(cell) if (cell := get("last_name")) else None
-        if (cell := get("name")) and not (first_name or last_name):
-            first, _, rest = (_clean(cell) or "").partition(" ")
+        first_name = _clean(first_cell) if first_cell else None
+        last_name = _clean(last_cell) if last_cell else None
+        if name_cell and not (first_name or last_name):
+            first, _, rest = (_clean(name_cell) or "").partition(" ")
             first_name, last_name = first or None, rest or None
-        source = _clean(cell) if (cell := get("consent_source")) else None
-        if problem := (width_problem("first_name", first_name) or width_problem("last_name", last_name)
-                       or width_problem("consent_source", source)):
-            raise _Reject(problem)
-        tags = _tags(cell) if (cell := get("tags")) else frozenset()
+        source = _clean(source_cell) if source_cell else None
+        if max(len(first_name or ""), len(last_name or ""), len(source or "")) > MAX_TEXT:
+            raise _Reject(width_problem("first_name", first_name) or width_problem("last_name", last_name)
+                          or width_problem("consent_source", source) or "")
+        tags = _tags(tags_cell) if tags_cell else frozenset()
         if self.extra_tags:
             tags = tags | self.extra_tags
         timezone = None
-        if cell := get("timezone"):
-            timezone = canonical_timezone(cell)
+        if zone_cell:
+            timezone = canonical_timezone(zone_cell)
             if timezone is None:
                 self.warn(f"{self.path.name} line {line}: unknown timezone "
-                          f"{clean_text(cell)!r} dropped; the subscriber was kept")
+                          f"{clean_text(zone_cell)!r} dropped; the subscriber was kept")
         fields_json = "{}"
-        if cell := get("attributes"):
-            fields = _attributes(cell)
+        if attributes_cell:
+            fields = _attributes(attributes_cell)
             for name, index in columns.custom:
                 if value := cells[index].strip():
                     fields[name] = field_value(value.replace("\x00", ""))
@@ -339,29 +365,23 @@ class Parser:
                 names.update(fields)
                 fields_json = _json(fields)
         elif columns.custom:
-            parts = []
-            for name, index in columns.custom:
-                if value := cells[index].strip():
-                    parts.append(_field_json(name, value))
-                    names.add(name)
-            if parts:
-                fields_json = "{" + ", ".join(parts) + "}"  # what _json() makes of the same dict
+            fields_json, present = _fields_json(columns.custom_names, columns.custom_cells(cells))
+            names.update(present)
         self.seen.add(key)
-        optin = self._time(line, "optin_time", optin_cell) if (optin_cell := get("optin_time")) else None
-        if (cell := get("confirm_time")) == optin_cell and optin is not None:
+        optin = self._time(line, "optin_time", optin_cell) if optin_cell else None
+        if confirm_cell == optin_cell and optin is not None:
             confirm = optin  # a single opt-in list's export: the same moment in both columns
         else:
-            confirm = self._time(line, "confirm_time", cell) if cell else None
-        optin_ip = self._ip(line, "optin_ip", cell) if (cell := get("optin_ip")) else None
-        confirm_ip = self._ip(line, "confirm_ip", cell) if (cell := get("confirm_ip")) else None
-        return Record(
-            line, _joined(cells), email, key, status, first_name, last_name, tags, fields_json, timezone,
-            source,
-            confirm or optin or (self._time(line, "consent_at", cell) if (cell := get("consent_at")) else None),
-            (self._time(line, "signed_up", cell) if (cell := get("signed_up")) else None) or optin
-            or (self._time(line, "created_at", cell) if (cell := get("created_at")) else None),
+            confirm = self._time(line, "confirm_time", confirm_cell) if confirm_cell else None
+        optin_ip = self._ip(line, "optin_ip", optin_ip_cell) if optin_ip_cell else None
+        confirm_ip = self._ip(line, "confirm_ip", confirm_ip_cell) if confirm_ip_cell else None
+        return new_record((
+            line, _joined(cells), email, key, status, first_name, last_name, tags, fields_json, timezone, source,
+            confirm or optin or (self._time(line, "consent_at", consent_at_cell) if consent_at_cell else None),
+            (self._time(line, "signed_up", signed_up_cell) if signed_up_cell else None) or optin
+            or (self._time(line, "created_at", created_cell) if created_cell else None),
             (optin, optin_ip, confirm, confirm_ip) if optin or confirm or optin_ip or confirm_ip else None,
-        )
+        ))
 
     def _ip(self, line: int, role: str, value: str) -> str | None:
         ip = _clean_ip(value)

@@ -11,6 +11,7 @@ import gc
 import json
 import signal
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -139,7 +140,7 @@ class Importer:
                     self.started_empty = conn.execute(sa.select(subscribers.c.id).limit(1)).first() is None
                     fields: set[str] = set()
                     large = self.path.stat().st_size >= BULK_FROM_BYTES
-                    with loader(conn, large) as load:
+                    with loader(conn, large, self.started_empty) as load:
                         for batch in items:
                             assert isinstance(batch, Parsed)
                             for cells, reason in batch.rejects:
@@ -182,12 +183,13 @@ class Importer:
         inserts: list[tuple[Any, ...]] = []
         insert_tags: list[frozenset[str]] = []
         updates: list[dict[str, Any]] = []
-        new_tags: list[tuple[str, int]] = []
+        tagged: defaultdict[str, list[int]] = defaultdict(list)  # tag -> subscribers to add it to
         events: list[dict[str, Any]] = []
         unsuppress: list[str] = []
         insert_consents: list[tuple[str | None, ...] | None] = []
         imported: list[tuple[int, Imported]] = []  # consent records the file names (audience.consent)
         unchanged: set[int] = set()
+        source = self.source
         for record in batch:
             wanted = record.status or "subscribed"
             row = existing.get(record.key)
@@ -203,13 +205,12 @@ class Importer:
                     unsuppress.append(email_hash(record.key))
                 inserts.append((
                     record.email, record.key, record.first_name, record.last_name, record.fields_json,
-                    record.timezone, wanted, record.consent_source or self.source,
+                    record.timezone, wanted, record.consent_source or source,
                     record.consent_at or (stamp if wanted == "subscribed" else None),
                     record.signed_up or stamp, stamp, stamp,
                 ))
                 insert_tags.append(record.tags)
                 insert_consents.append(record.consent)
-                self.report.added += 1
                 continue
             changes: dict[str, Any] = {}
             if row.status in SUPPRESSED and wanted == "subscribed":
@@ -237,20 +238,24 @@ class Importer:
             if changes:
                 updates.append({"_id": row.id, **{c: changes.get(c, getattr(row, c)) for c in _UPDATABLE},
                                 "updated_at": now})
-            new_tags.extend((t, row.id) for t in sorted(missing_tags))
+            for tag in missing_tags:
+                tagged[tag].append(row.id)
             self.report.updated += 1
         if unsuppress:
             conn.execute(suppressions.delete().where(suppressions.c.email_hash.in_(unsuppress)))
+        self.report.added += len(inserts)
         if inserts:
             # New rows carry their origin in consent_source and created_at; events log later changes.
             ids = load.subscribers(inserts)
-            new_tags.extend((t, i) for i, tags in zip(ids, insert_tags) for t in tags)
+            for subscriber_id, tags in zip(ids, insert_tags):
+                for tag in tags:
+                    tagged[tag].append(subscriber_id)
             if any(c is not None for c in insert_consents):
                 import_id = self._import_id(conn, now)
                 load.consents([(i, import_id, *c) for i, c in zip(ids, insert_consents) if c is not None])
         if updates:
             conn.execute(subscribers.update().where(subscribers.c.id == sa.bindparam("_id")), updates)
-        load.tags(new_tags)
+        load.tags(tagged)
         if events:
             conn.execute(subscriber_events.insert(), events)
         if imported:
