@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.audience.export import write_csv, write_jsonl
+from pipeline.audience.importing.parse import Parsed, Parser
 from pipeline.audience.importing.write import ImportOptions, ImportReport, import_csv
 from pipeline.audience.subscribers import Changes, add, erase, find, get, iterate
 from pipeline.db.engine import Store
@@ -352,6 +353,32 @@ def test_large_file_path_imports_the_same(store: Store, tmp_path: Path, big_file
         assert conn.execute(sa.select(sa.func.count()).select_from(subscribers)).scalar() == 4500
         assert "subscribers_signed_up_status" in {i["name"] for i in sa.inspect(conn).get_indexes("subscribers")}
     assert counts(run(store, source)) == (0, 0, 4500, 1)
+
+
+def test_large_file_path_into_an_empty_list_keeps_the_cells_an_erasure_turns_away(
+        store: Store, tmp_path: Path, big_file_paths: None) -> None:
+    """With nothing in the list, only an erased address can turn a row away in the writer; the
+    records must still carry their cells then, for the rejects file."""
+    with store.transaction() as conn:
+        add(conn, "gone@example.com", Changes(first_name="Gone"), "test")
+        erase(conn, "gone@example.com", "test")
+    source = write(tmp_path / "big.csv", "email;first_name\nana@example.com;Ana\nGONE@example.com;Gone again\n")
+    report = run(store, source)
+    assert counts(report) == (1, 0, 0, 1)
+    assert report.rejects_path is not None
+    assert report.rejects_path.read_text(encoding="utf-8").splitlines() == [
+        "email;first_name;reason",
+        'GONE@example.com;Gone again;"line 3: GONE@example.com was erased and is suppressed; use --resubscribe '
+        'to add it again"']
+
+
+def test_the_parser_leaves_out_the_cells_when_told_no_row_will_be_turned_away(tmp_path: Path) -> None:
+    source = write(tmp_path / "a.csv", "email,first_name\nana@example.com,Ana\n")
+    parser = Parser(source, None, frozenset())
+    parser.keep_cells = False
+    batch = next(item for item in parser.items() if isinstance(item, Parsed))
+    assert [(record.row, record.email, record.first_name) for record in batch.records] == [
+        (None, "ana@example.com", "Ana")]
 
 
 def test_large_file_path_reports_a_bad_line_and_keeps_the_list(store: Store, tmp_path: Path,

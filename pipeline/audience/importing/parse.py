@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import operator
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from pipeline.audience.addresses import InvalidEmail, email_key, normalize_email
-from pipeline.audience.consent import clean_ip
+from pipeline.audience.importing.cells import (
+    Reject,
+    attributes_of,
+    clean,
+    clean_ip_once,
+    custom_json,
+    stored_time,
+    tags_of,
+    to_json,
+)
 from pipeline.audience.importing.source import (
     NotUtf8,
     decoded_lines,
@@ -33,14 +40,12 @@ from pipeline.audience.values import (
     BUILTIN_FIELDS,
     MAX_TEXT,
     canonical_timezone,
-    clean_tag,
     clean_text,
     field_name,
     field_value,
     width_problem,
 )
-from pipeline.clock import parse_utc, sql_time
-from pipeline.errors import ImportFailed, SubscriberError
+from pipeline.errors import ImportFailed
 
 BATCH = 2000
 MAX_CELL = 65536
@@ -75,8 +80,9 @@ class Record(NamedTuple):
 
     line: int
     # The row's cells, for the rejects file: joined by _US, which pickles as one string instead
-    # of a list of them (a fifth of the pickling both ways); the list itself when a cell holds _US.
-    row: str | list[str]
+    # of a list of them (a fifth of the pickling both ways); the list itself when a cell holds _US;
+    # None when the writer said it would turn no row away (Parser.keep_cells).
+    row: str | list[str] | None
     email: str
     key: str
     status: str | None
@@ -94,6 +100,7 @@ class Record(NamedTuple):
 
     @property
     def cells(self) -> list[str]:
+        assert self.row is not None, "the parser was told no row would be turned away"
         return self.row.split(_US) if isinstance(self.row, str) else self.row
 
 
@@ -123,10 +130,6 @@ class Parsed:
     warnings: list[str]
     fields: set[str]
     position: int
-
-
-class _Reject(Exception):
-    """This row goes to the rejects file with the message as its reason."""
 
 
 class _Columns:
@@ -171,75 +174,6 @@ class _Columns:
         return self.custom_of([*cells, ""])  # type: ignore[no-any-return]
 
 
-_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps without its per-call set-up
-
-
-def _sql_time(text: str) -> str:
-    """An import's time as the database stores it; without an offset (Mailchimp's
-    "2025-03-14 09:30:00") it is UTC already. Raises ValueError for what is not a time."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = parse_utc(text)  # what fromisoformat alone does not take
-    if moment.tzinfo is None:  # a million rows have two each: straight to text, no time zone arithmetic
-        if len(text) == 19 and text[4] == text[7] == "-" and text[10] in " T":  # 2025-03-14 09:30:00
-            return f"{text[:10]} {text[11:]}.000000"
-        return moment.isoformat(" ", "microseconds")
-    return sql_time(moment)
-
-
-# Names, tags and field values repeat a great deal across a list; each distinct one is worked
-# out once. (lru_cache does not keep exceptions, so a bad value is reported on every row.)
-_clean = lru_cache(maxsize=65536)(clean_text)
-_clean_ip = lru_cache(maxsize=65536)(clean_ip)
-
-
-@lru_cache(maxsize=65536)
-def _field_json(name: str, cell: str) -> str:
-    """One custom field as it appears in the stored JSON object: '"city": "Portland"'."""
-    return f"{_json(name)}: {_json(field_value(cell.replace(chr(0), '') if chr(0) in cell else cell))}"
-
-
-@lru_cache(maxsize=65536)
-def _fields_json(names: tuple[str, ...], cells: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """A row's custom fields as the stored JSON object, and the names it has; rows of a list
-    often repeat the same few values (a city, a rating), so each combination is worked out once."""
-    parts = []
-    present = []
-    for name, cell in zip(names, cells):
-        if value := cell.strip():
-            parts.append(_field_json(name, value))
-            present.append(name)
-    # what _json() makes of the same dict
-    return ("{" + ", ".join(parts) + "}" if parts else "{}"), tuple(present)
-
-
-@lru_cache(maxsize=4096)
-def _tags(cell: str) -> frozenset[str]:
-    # Mailchimp quotes each tag ("a","b"); plain files write a, b.
-    if '"' not in cell:
-        parts = cell.split(",")
-    elif cell[0] == cell[-1] == '"' and '""' not in cell and len(cell) > 1:
-        parts = cell[1:-1].split('","')
-    else:
-        parts = next(csv.reader([cell], skipinitialspace=True))
-    try:
-        return frozenset(clean_tag(t) for t in parts if t.strip())
-    except SubscriberError as exc:
-        raise _Reject(str(exc)) from None
-
-
-def _attributes(text: str) -> dict[str, Any]:
-    """listmonk keeps custom fields as one JSON object; their types are kept as they are."""
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise _Reject("attributes is not a JSON object")
-    return {field_name(str(k)) or "attribute": v for k, v in parsed.items() if v not in (None, "")}
-
-
 class Parser:
     """Everything needed to turn the file into batches; small enough to hand to a child process."""
 
@@ -247,6 +181,10 @@ class Parser:
         self.path = path
         self.status = status
         self.extra_tags = extra_tags
+        # Whether records carry their cells, which the writer needs only to turn a row away
+        # itself; into an empty list with no erased addresses it cannot, and the cells are a
+        # third of what the helper process sends.
+        self.keep_cells = True
         self.seen: set[str] = set()
         self.warnings: list[str] = []
 
@@ -296,11 +234,11 @@ class Parser:
                     if len(cells) > width and not any(c.strip() for c in cells[width:]):
                         cells = cells[:width]  # spreadsheets often add empty trailing cells
                     else:
-                        raise _Reject(f"has {len(cells)} fields, the header has {width}")
+                        raise Reject(f"has {len(cells)} fields, the header has {width}")
                 record = self._record(line, cells, columns, batch.fields)
                 if record is not None:  # None: a row of blank cells
                     batch.records.append(record)
-            except _Reject as exc:
+            except Reject as exc:
                 batch.rejects.append((cells, f"line {line}: {exc}"))
             if len(batch.records) + len(batch.rejects) >= BATCH:
                 yield self._finish(batch, raw)
@@ -315,7 +253,7 @@ class Parser:
     def _record(self, line: int, cells: list[str], columns: _Columns, names: set[str]) -> Record | None:
         if max(map(len, cells)) > MAX_CELL:
             index = next(i for i, cell in enumerate(cells) if len(cell) > MAX_CELL)
-            raise _Reject(f"cell {columns.header[index]!r} is {len(cells[index]):,} characters long "
+            raise Reject(f"cell {columns.header[index]!r} is {len(cells[index]):,} characters long "
                           f"(the limit is {MAX_CELL:,})")
         (raw_email, first_cell, last_cell, name_cell, tags_cell, zone_cell, status_cell, optin_cell, confirm_cell,
          optin_ip_cell, confirm_ip_cell, source_cell, consent_at_cell, signed_up_cell, created_cell,
@@ -323,30 +261,30 @@ class Parser:
         if not raw_email:
             if not "".join(cells).strip():
                 return None
-            raise _Reject("no email address")
+            raise Reject("no email address")
         try:
             email = normalize_email(raw_email)
         except InvalidEmail as exc:
-            raise _Reject(f"invalid email address {clean_text(raw_email)!r}: {exc}") from None
+            raise Reject(f"invalid email address {clean_text(raw_email)!r}: {exc}") from None
         key = email_key(email)
         if key in self.seen:
-            raise _Reject(f"duplicate of an earlier row for {email}")
+            raise Reject(f"duplicate of an earlier row for {email}")
         status = self.status
         if status is None and status_cell:
             word = status_cell.lower()
             if word not in STATUS_WORDS:
-                raise _Reject(f"unknown status {word!r}")
+                raise Reject(f"unknown status {word!r}")
             status = STATUS_WORDS[word]
-        first_name = _clean(first_cell) if first_cell else None
-        last_name = _clean(last_cell) if last_cell else None
+        first_name = clean(first_cell) if first_cell else None
+        last_name = clean(last_cell) if last_cell else None
         if name_cell and not (first_name or last_name):
-            first, _, rest = (_clean(name_cell) or "").partition(" ")
+            first, _, rest = (clean(name_cell) or "").partition(" ")
             first_name, last_name = first or None, rest or None
-        source = _clean(source_cell) if source_cell else None
+        source = clean(source_cell) if source_cell else None
         if max(len(first_name or ""), len(last_name or ""), len(source or "")) > MAX_TEXT:
-            raise _Reject(width_problem("first_name", first_name) or width_problem("last_name", last_name)
+            raise Reject(width_problem("first_name", first_name) or width_problem("last_name", last_name)
                           or width_problem("consent_source", source) or "")
-        tags = _tags(tags_cell) if tags_cell else frozenset()
+        tags = tags_of(tags_cell) if tags_cell else frozenset()
         if self.extra_tags:
             tags = tags | self.extra_tags
         timezone = None
@@ -357,15 +295,15 @@ class Parser:
                           f"{clean_text(zone_cell)!r} dropped; the subscriber was kept")
         fields_json = "{}"
         if attributes_cell:
-            fields = _attributes(attributes_cell)
+            fields = attributes_of(attributes_cell)
             for name, index in columns.custom:
                 if value := cells[index].strip():
                     fields[name] = field_value(value.replace("\x00", ""))
             if fields:
                 names.update(fields)
-                fields_json = _json(fields)
+                fields_json = to_json(fields)
         elif columns.custom:
-            fields_json, present = _fields_json(columns.custom_names, columns.custom_cells(cells))
+            fields_json, present = custom_json(columns.custom_names, columns.custom_cells(cells))
             names.update(present)
         self.seen.add(key)
         optin = self._time(line, "optin_time", optin_cell) if optin_cell else None
@@ -376,7 +314,8 @@ class Parser:
         optin_ip = self._ip(line, "optin_ip", optin_ip_cell) if optin_ip_cell else None
         confirm_ip = self._ip(line, "confirm_ip", confirm_ip_cell) if confirm_ip_cell else None
         return new_record((
-            line, _joined(cells), email, key, status, first_name, last_name, tags, fields_json, timezone, source,
+            line, _joined(cells) if self.keep_cells else None, email, key, status, first_name, last_name, tags,
+            fields_json, timezone, source,
             confirm or optin or (self._time(line, "consent_at", consent_at_cell) if consent_at_cell else None),
             (self._time(line, "signed_up", signed_up_cell) if signed_up_cell else None) or optin
             or (self._time(line, "created_at", created_cell) if created_cell else None),
@@ -384,14 +323,14 @@ class Parser:
         ))
 
     def _ip(self, line: int, role: str, value: str) -> str | None:
-        ip = _clean_ip(value)
+        ip = clean_ip_once(value)
         if ip is None:
             self.warn(f"{self.path.name} line {line}: {role} {clean_text(value)!r} is not an IP address; dropped")
         return ip
 
     def _time(self, line: int, role: str, value: str) -> str | None:
         try:
-            return _sql_time(value)
+            return stored_time(value)
         except ValueError:
             self.warn(f"{self.path.name} line {line}: {role} {clean_text(value)!r} is not a date and time; dropped")
             return None

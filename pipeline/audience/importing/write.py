@@ -124,11 +124,6 @@ class Importer:
         saving = _Saving()
         collecting = gc.isenabled()
         try:
-            header = next(items)
-            assert isinstance(header, Header)
-            with interrupts_held():  # the temporary file exists only with the name that removes it
-                rejects = Rejects(self.path, header.cells, header.delimiter)
-            gc.disable()  # millions of short-lived objects; reference counting frees them all
             with saving:
                 # Without SQLite's foreign-key checks: every row this transaction adds refers to a
                 # subscriber it made or read itself, holding the write lock (7 % of the inserts' time).
@@ -138,6 +133,13 @@ class Importer:
                     # file can be there already: the parser lets no address through twice, and the
                     # write lock keeps everyone else out. That spares a look-up for every row.
                     self.started_empty = conn.execute(sa.select(subscribers.c.id).limit(1)).first() is None
+                    # Told before the first item starts the helper process, which takes a copy of the parser.
+                    self.parser.keep_cells = self.any_erased or not self.started_empty
+                    header = next(items)
+                    assert isinstance(header, Header)
+                    with interrupts_held():  # the temporary file exists only with the name that removes it
+                        rejects = Rejects(self.path, header.cells, header.delimiter)
+                    gc.disable()  # millions of short-lived objects; reference counting frees them all
                     fields: set[str] = set()
                     large = self.path.stat().st_size >= BULK_FROM_BYTES
                     with loader(conn, large, self.started_empty) as load:
