@@ -208,10 +208,15 @@ def test_suppression_is_permanent_unless_resubscribe(store: Store, tmp_path: Pat
         assert get(conn, "ana@example.com").status == "subscribed"
 
 
-def test_erased_addresses_stay_suppressed(store: Store, tmp_path: Path) -> None:
+def erased(store: Store, address: str) -> None:
+    """A subscriber who was added, then erased: nothing left of them but the suppression."""
     with store.transaction() as conn:
-        add(conn, "gone@example.com", Changes(first_name="Gone"), "test")
-        erase(conn, "gone@example.com", "test")
+        add(conn, address, Changes(first_name="Gone"), "test")
+        erase(conn, address, "test")
+
+
+def test_erased_addresses_stay_suppressed(store: Store, tmp_path: Path) -> None:
+    erased(store, "gone@example.com")
     source = write(tmp_path / "a.csv", "email\nGONE@example.com\n")
     report = run(store, source)
     assert counts(report) == (0, 0, 0, 1)
@@ -359,9 +364,7 @@ def test_large_file_path_into_an_empty_list_keeps_the_cells_an_erasure_turns_awa
         store: Store, tmp_path: Path, big_file_paths: None) -> None:
     """With nothing in the list, only an erased address can turn a row away in the writer; the
     records must still carry their cells then, for the rejects file."""
-    with store.transaction() as conn:
-        add(conn, "gone@example.com", Changes(first_name="Gone"), "test")
-        erase(conn, "gone@example.com", "test")
+    erased(store, "gone@example.com")
     source = write(tmp_path / "big.csv", "email;first_name\nana@example.com;Ana\nGONE@example.com;Gone again\n")
     report = run(store, source)
     assert counts(report) == (1, 0, 0, 1)
