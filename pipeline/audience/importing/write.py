@@ -182,38 +182,25 @@ class Importer:
                 have_tags.setdefault(subscriber_id, set()).add(tag)
         now = utcnow()
         stamp = sql_time(now)
-        inserts: list[tuple[Any, ...]] = []
-        insert_tags: list[frozenset[str]] = []
+        fresh = [r for r in batch if r.key not in existing] if existing else batch
+        unsuppress: list[str] = []
+        if erased:
+            fresh = self._not_erased(fresh, erased, unsuppress, rejects)
+        source = self.source
+        # One comprehension, not appends in a loop: in a first import this is every row of the file.
+        inserts = [(
+            r.email, r.key, r.first_name, r.last_name, r.fields_json, r.timezone, r.status or "subscribed",
+            r.consent_source or source, r.consent_at or (stamp if r.status in (None, "subscribed") else None),
+            r.signed_up or stamp, stamp, stamp,
+        ) for r in fresh]
         updates: list[dict[str, Any]] = []
         tagged: defaultdict[str, list[int]] = defaultdict(list)  # tag -> subscribers to add it to
         events: list[dict[str, Any]] = []
-        unsuppress: list[str] = []
-        insert_consents: list[tuple[str | None, ...] | None] = []
         imported: list[tuple[int, Imported]] = []  # consent records the file names (audience.consent)
         unchanged: set[int] = set()
-        source = self.source
-        for record in batch:
+        for record in [r for r in batch if r.key in existing] if existing else ():
             wanted = record.status or "subscribed"
-            row = existing.get(record.key)
-            if row is None:
-                if erased and email_hash(record.key) in erased:
-                    if wanted != "subscribed":
-                        self.report.unchanged += 1  # already suppressed, and no personal data to keep
-                        continue
-                    if not self.options.resubscribe:
-                        rejects.add(record.cells, f"line {record.line}: {record.email} was erased and is "
-                                                  "suppressed; use --resubscribe to add it again")
-                        continue
-                    unsuppress.append(email_hash(record.key))
-                inserts.append((
-                    record.email, record.key, record.first_name, record.last_name, record.fields_json,
-                    record.timezone, wanted, record.consent_source or source,
-                    record.consent_at or (stamp if wanted == "subscribed" else None),
-                    record.signed_up or stamp, stamp, stamp,
-                ))
-                insert_tags.append(record.tags)
-                insert_consents.append(record.consent)
-                continue
+            row = existing[record.key]
             changes: dict[str, Any] = {}
             if row.status in SUPPRESSED and wanted == "subscribed":
                 if not self.options.resubscribe:
@@ -249,12 +236,12 @@ class Importer:
         if inserts:
             # New rows carry their origin in consent_source and created_at; events log later changes.
             ids = load.subscribers(inserts)
-            for subscriber_id, tags in zip(ids, insert_tags):
-                for tag in tags:
+            for subscriber_id, record in zip(ids, fresh):
+                for tag in record.tags:
                     tagged[tag].append(subscriber_id)
-            if any(c is not None for c in insert_consents):
+            if consents := [(i, r.consent) for i, r in zip(ids, fresh) if r.consent is not None]:
                 import_id = self._import_id(conn, now)
-                load.consents([(i, import_id, *c) for i, c in zip(ids, insert_consents) if c is not None])
+                load.consents([(i, import_id, *c) for i, c in consents])
         if updates:
             conn.execute(subscribers.update().where(subscribers.c.id == sa.bindparam("_id")), updates)
         load.tags(tagged)
@@ -264,6 +251,25 @@ class Importer:
             recorded = record_imports(conn, imported, self._import_id(conn, now)) & unchanged
             self.report.unchanged -= len(recorded)  # a new consent record is a change
             self.report.updated += len(recorded)
+
+    def _not_erased(self, fresh: list[Record], erased: set[str], unsuppress: list[str],
+                    rejects: Rejects) -> list[Record]:
+        """The new rows to add: an erased address stays out unless the import resubscribes it
+        (then its suppression goes, into unsuppress); a row that would only suppress it again
+        changes nothing."""
+        kept = []
+        for record in fresh:
+            if email_hash(record.key) in erased:
+                if (record.status or "subscribed") != "subscribed":
+                    self.report.unchanged += 1  # already suppressed, and no personal data to keep
+                    continue
+                if not self.options.resubscribe:
+                    rejects.add(record.cells, f"line {record.line}: {record.email} was erased and is "
+                                              "suppressed; use --resubscribe to add it again")
+                    continue
+                unsuppress.append(email_hash(record.key))
+            kept.append(record)
+        return kept
 
     def _import_id(self, conn: Connection, now: datetime) -> int:
         if self.import_id is None:
