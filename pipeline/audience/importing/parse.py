@@ -170,7 +170,8 @@ class _Columns:
         return tuple(map(str.strip, self.cells_of([*cells, ""])))
 
     def custom_cells(self, cells: list[str]) -> tuple[str, ...]:
-        """The custom fields' cells, as they are, with an "" at the end."""
+        """The custom fields' cells, as they are, and an "" after them (so that a single custom
+        column still comes as a tuple: itemgetter with one index returns the cell itself)."""
         return self.custom_of([*cells, ""])  # type: ignore[no-any-return]
 
 
