@@ -3,6 +3,8 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -208,6 +210,12 @@ def test_suppression_is_permanent_unless_resubscribe(store: Store, tmp_path: Pat
         assert get(conn, "ana@example.com").status == "subscribed"
 
 
+def rejected(report: ImportReport) -> list[str]:
+    """The lines of the import's rejects file, which must be there."""
+    assert report.rejects_path is not None
+    return report.rejects_path.read_text(encoding="utf-8").splitlines()
+
+
 def erased(store: Store, address: str) -> None:
     """A subscriber who was added, then erased: nothing left of them but the suppression."""
     with store.transaction() as conn:
@@ -286,6 +294,36 @@ def test_bad_files_are_refused_whole(store: Store, tmp_path: Path, content: byte
     assert str(caught.value) == f"{source}: {message}"
     assert snapshot(store) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "db"]
+
+
+def test_a_file_that_cannot_be_imported_is_refused_without_waiting_for_the_database(tmp_path: Path) -> None:
+    """Another import holding SQLite's write lock does not hold up the refusal of a file with no
+    email column (the lock would be waited for up to 30 s)."""
+    store = Store(f"sqlite:///{tmp_path / 'list.db'}")
+    source = write(tmp_path / "a.csv", "name,city\nAna,Oslo\n")
+    other = sqlite3.connect(tmp_path / "list.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ImportFailed, match="no email column"):
+            run(store, source)
+        assert time.monotonic() - started < 5
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        store.close()
+
+
+def test_rows_the_list_turns_away_are_in_the_rejects_file_in_the_files_order(store: Store, tmp_path: Path) -> None:
+    run(store, write(tmp_path / "left.csv", "email\nleft@example.com\n"), status="unsubscribed")
+    erased(store, "gone@example.com")
+    source = write(tmp_path / "a.csv", "email\nleft@example.com\ngone@example.com\nnew@example.com\n")
+    report = run(store, source)
+    assert counts(report) == (1, 0, 0, 2)
+    assert rejected(report) == [
+        "email,reason",
+        "left@example.com,line 2: left@example.com is unsubscribed; use --resubscribe to subscribe it again",
+        "gone@example.com,line 3: gone@example.com was erased and is suppressed; use --resubscribe to add it again"]
 
 
 def test_a_failure_late_in_a_big_file_leaves_the_list_as_it_was(store: Store, tmp_path: Path) -> None:
@@ -368,8 +406,7 @@ def test_large_file_path_into_an_empty_list_keeps_the_cells_an_erasure_turns_awa
     source = write(tmp_path / "big.csv", "email;first_name\nana@example.com;Ana\nGONE@example.com;Gone again\n")
     report = run(store, source)
     assert counts(report) == (1, 0, 0, 1)
-    assert report.rejects_path is not None
-    assert report.rejects_path.read_text(encoding="utf-8").splitlines() == [
+    assert rejected(report) == [
         "email;first_name;reason",
         'GONE@example.com;Gone again;"line 3: GONE@example.com was erased and is suppressed; use --resubscribe '
         'to add it again"']

@@ -192,6 +192,15 @@ class Parser:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
+    def check(self) -> None:
+        """ImportFailed now if the file cannot be imported at all (unreadable, binary, no usable
+        header): before the import waits for the database's write lock, not after."""
+        items = self.items()
+        try:
+            next(items)
+        finally:
+            items.close()
+
     def items(self) -> Iterator[Header | Parsed]:
         """The header first, then batches. Whole-file problems raise ImportFailed."""
         csv.field_size_limit(sys.maxsize)  # a huge cell is rejected with a reason, not a crash

@@ -119,6 +119,7 @@ class Importer:
 
     def run(self) -> ImportReport:
         remove_leftovers(self.path.parent)
+        self.parser.check()
         items = parse(self.parser)
         rejects: Rejects | None = None
         saving = _Saving()
@@ -184,8 +185,9 @@ class Importer:
         stamp = sql_time(now)
         fresh = [r for r in batch if r.key not in existing] if existing else batch
         unsuppress: list[str] = []
+        turned_away: list[tuple[Record, str]] = []  # written to the rejects file in the file's order
         if erased:
-            fresh = self._not_erased(fresh, erased, unsuppress, rejects)
+            fresh = self._not_erased(fresh, erased, unsuppress, turned_away)
         source = self.source
         # One comprehension, not appends in a loop: in a first import this is every row of the file.
         inserts = [(
@@ -204,8 +206,8 @@ class Importer:
             changes: dict[str, Any] = {}
             if row.status in SUPPRESSED and wanted == "subscribed":
                 if not self.options.resubscribe:
-                    rejects.add(record.cells, f"line {record.line}: {row.email} is {row.status}; use "
-                                              "--resubscribe to subscribe it again")
+                    turned_away.append((record, f"line {record.line}: {row.email} is {row.status}; use "
+                                                "--resubscribe to subscribe it again"))
                     continue
                 changes["status"] = "subscribed"
             elif (row.status in ("subscribed", "pending") and wanted in SUPPRESSED
@@ -230,6 +232,8 @@ class Importer:
             for tag in missing_tags:
                 tagged[tag].append(row.id)
             self.report.updated += 1
+        for record, reason in sorted(turned_away, key=lambda item: item[0].line):
+            rejects.add(record.cells, reason)
         if unsuppress:
             conn.execute(suppressions.delete().where(suppressions.c.email_hash.in_(unsuppress)))
         self.report.added += len(inserts)
@@ -253,7 +257,7 @@ class Importer:
             self.report.updated += len(recorded)
 
     def _not_erased(self, fresh: list[Record], erased: set[str], unsuppress: list[str],
-                    rejects: Rejects) -> list[Record]:
+                    turned_away: list[tuple[Record, str]]) -> list[Record]:
         """The new rows to add: an erased address stays out unless the import resubscribes it
         (then its suppression goes, into unsuppress); a row that would only suppress it again
         changes nothing."""
@@ -264,8 +268,8 @@ class Importer:
                     self.report.unchanged += 1  # already suppressed, and no personal data to keep
                     continue
                 if not self.options.resubscribe:
-                    rejects.add(record.cells, f"line {record.line}: {record.email} was erased and is "
-                                              "suppressed; use --resubscribe to add it again")
+                    turned_away.append((record, f"line {record.line}: {record.email} was erased and is "
+                                                "suppressed; use --resubscribe to add it again"))
                     continue
                 unsuppress.append(email_hash(record.key))
             kept.append(record)
