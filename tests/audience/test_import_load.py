@@ -14,7 +14,7 @@ from pipeline.audience.importing.load import SUBSCRIBER_COLUMNS, loader
 from pipeline.audience.importing.parse import STATUS_WORDS
 from pipeline.audience.importing.write import BULK_FROM_BYTES, ImportOptions, import_csv
 from pipeline.audience.subscribers import get
-from pipeline.db.engine import Store
+from pipeline.db.engine import CACHE_PAGES, Store
 from pipeline.db.schema import STATUSES, subscriber_tags
 from pipeline.errors import ImportFailed, StoreError
 
@@ -88,6 +88,9 @@ def test_the_connection_checks_again_after_an_import(store: Store, source: Path)
         if conn.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA ignore_check_constraints").scalar() == 0
+            # the index rebuild's settings for sorting (large files) are undone too
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == CACHE_PAGES
+            assert conn.exec_driver_sql("PRAGMA threads").scalar() == 0
         ana = get(conn, "ana@example.com")
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as conn:
         conn.execute(sa.text("UPDATE subscribers SET status = 'asleep' WHERE id = :id"), {"id": ana.id})
