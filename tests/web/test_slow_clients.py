@@ -21,7 +21,8 @@ from pipeline.web.local_server import LocalServer
 from tests.pages import fetch, post_form, wait_for
 from tests.web.test_app import ANA, SECRET
 
-TIMEOUT = 1  # seconds, instead of the 5 served with: the same code, a quicker test
+TIMEOUT = 2  # seconds, instead of the 5 served with: the same code, a quicker test (at 1 s, a loaded
+# machine answered a page in 0.87 s, too close to the deadline to tell "at once" from "after it")
 
 
 @contextmanager
@@ -80,7 +81,7 @@ def test_fifty_half_requests_are_closed_at_the_deadline_while_others_are_answere
             started = time.monotonic()
             reply = fetch(page_url(pages))
             assert reply.status == 200 and "<strong>ana@example.com</strong>" in reply.text
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < TIMEOUT * 0.75  # not held up until the slow ones are dropped
         # A client sending a byte now and then does not push its deadline back.
         for byte in b"ET /unsubscribe/abc HTTP/1.1\r\n"[:3]:
             time.sleep(0.2)
