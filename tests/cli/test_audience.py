@@ -155,7 +155,7 @@ def test_what_the_database_refuses_in_a_bulk_import_is_one_line(audience: Campai
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # New rows reach PostgreSQL through COPY, straight from the driver, not through SQLAlchemy.
     # The parser refuses names longer than their column; let one through to see the database's refusal.
-    monkeypatch.setattr("pipeline.audience.importing.parse.MAX_TEXT", 1_000)
+    monkeypatch.setattr("pipeline.audience.values.MAX_TEXT", 1_000)
     source = tmp_path / "long.csv"
     source.write_text(f"email,first_name\nana@example.com,{'A' * 300}\n", encoding="utf-8")
     result = audience("subscribers", "import", str(source))

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline.audience.importing.cells import to_json
 from pipeline.db.raw import insert_many
 from pipeline.db.schema import (
     STATUSES,
@@ -99,13 +100,13 @@ class _Direct:
         # A list has a few tags, each on many rows: one statement per tag with its ids as a JSON
         # array costs a third less than a statement run for every pair.
         for tag, ids in tagged.items():
-            self.conn.exec_driver_sql(_TAGGED, (tag, _json(ids)))
+            self.conn.exec_driver_sql(_TAGGED, (tag, to_json(ids)))
 
     def consents(self, rows: Sequence[tuple[Any, ...]]) -> None:
         # A batch's new subscribers have consecutive ids: the statement numbers the records
         # from the first one instead of reading an id from each.
         for run in _consecutive(rows):
-            self.conn.exec_driver_sql(_CONSENTED, (run[0][0], run[0][1], _json([row[2:] for row in run])))
+            self.conn.exec_driver_sql(_CONSENTED, (run[0][0], run[0][1], to_json([row[2:] for row in run])))
 
     def _new_ids(self, keys: list[str]) -> list[int]:
         """SQLite numbers new rows one after another from the largest id, and this transaction
@@ -144,7 +145,6 @@ _TAGGED = "INSERT INTO subscriber_tags (tag, subscriber_id) SELECT ?, value FROM
 _CONSENTED = (f"INSERT INTO imported_consents ({', '.join(CONSENT_COLUMNS)}) SELECT ?1 + key, ?2, "
               + ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(CONSENT_COLUMNS) - 2))
               + " FROM json_each(?3)")
-_json = json.JSONEncoder().encode  # json.dumps without its per-call set-up
 _IDS_OF = sa.select(subscribers.c.email_key, subscribers.c.id).where(
     subscribers.c.email_key.in_(sa.bindparam("keys", expanding=True)))
 

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+from pipeline.audience import values
 from pipeline.audience.addresses import InvalidEmail, email_key, normalize_email
 from pipeline.audience.importing.cells import (
     Reject,
@@ -38,7 +39,6 @@ from pipeline.audience.importing.source import (
 )
 from pipeline.audience.values import (
     BUILTIN_FIELDS,
-    MAX_TEXT,
     canonical_timezone,
     clean_text,
     field_name,
@@ -161,18 +161,16 @@ class _Columns:
                                where=path)
         # A role the file has no column for reads the "" that pick() puts after the row's cells.
         self.cells_of = operator.itemgetter(*(self.roles.get(role, len(header)) for role in ROLES))
-        self.custom_of = operator.itemgetter(*(index for _, index in self.custom), len(header))
+        # The custom fields' cells, as they are (itemgetter with one index returns the cell
+        # itself, not a 1-tuple).
+        custom = tuple(index for _, index in self.custom)
+        self.custom_cells = operator.itemgetter(*custom) if len(custom) > 1 else lambda cells: (cells[custom[0]],)
         self.custom_names = tuple(name for name, _ in self.custom)
 
     def pick(self, cells: list[str]) -> tuple[str, ...]:
         """The row's cells in ROLES order, stripped, "" for a role without a column (this runs
         once per row, so it is all done in C: a getter and map)."""
         return tuple(map(str.strip, self.cells_of([*cells, ""])))
-
-    def custom_cells(self, cells: list[str]) -> tuple[str, ...]:
-        """The custom fields' cells, as they are, and an "" after them (so that a single custom
-        column still comes as a tuple: itemgetter with one index returns the cell itself)."""
-        return self.custom_of([*cells, ""])  # type: ignore[no-any-return]
 
 
 class Parser:
@@ -291,9 +289,10 @@ class Parser:
             first, _, rest = (clean(name_cell) or "").partition(" ")
             first_name, last_name = first or None, rest or None
         source = clean(source_cell) if source_cell else None
-        if max(len(first_name or ""), len(last_name or ""), len(source or "")) > MAX_TEXT:
+        # width_problem's own test, made once for the three instead of in three calls a row
+        if max(len(first_name or ""), len(last_name or ""), len(source or "")) > values.MAX_TEXT:
             raise Reject(width_problem("first_name", first_name) or width_problem("last_name", last_name)
-                          or width_problem("consent_source", source) or "")
+                         or width_problem("consent_source", source))
         tags = tags_of(tags_cell) if tags_cell else frozenset()
         if self.extra_tags:
             tags = tags | self.extra_tags
