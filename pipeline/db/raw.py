@@ -1,5 +1,5 @@
 """Hand-written statements straight to the database driver, for the few hot paths where
-SQLAlchemy's per-statement work costs more than the statement: sending and bulk imports."""
+SQLAlchemy's per-statement work costs more than the statement: sending, mostly."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.clock import sql_time
-from pipeline.db.schema import UTCDateTime
 
 
 def _driver_params(postgres: bool, params: Sequence[Any]) -> tuple[Any, ...]:
@@ -68,21 +66,3 @@ class RawTransactions:
         if converted is None:
             converted = seen[value] = _driver_params(self.postgres, (value,))[0]
         return converted
-
-
-def insert_many(conn: Connection, table: sa.Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert rows with one executemany, bypassing SQLAlchemy's per-value processing.
-
-    A million-row import spends most of its time there otherwise. Values must already be in
-    the driver's form: timestamps as sql_time() text, JSON as text.
-    """
-    if not rows:
-        return
-    postgres = conn.dialect.name == "postgresql"
-    marks = []
-    for name in names:
-        kind = table.c[name].type
-        cast = "::jsonb" if isinstance(kind, sa.JSON) else "::timestamp" if isinstance(kind, UTCDateTime) else ""
-        marks.append("%s" + cast if postgres else "?")
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
-    conn.exec_driver_sql(sql, list(rows))

@@ -3,6 +3,7 @@ made all the same, and the connection is left as the import found it."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,6 +81,39 @@ def test_consent_records_of_subscribers_whose_ids_do_not_follow_on(store: Store)
     as_text = [tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in row)
                for row in stored]
     assert as_text == wanted
+
+
+def _new(n: int) -> tuple[object, ...]:
+    stamp = f"2026-01-01 00:00:{n % 60:02d}.000000"
+    return (f"r{n}@example.com", f"r{n}@example.com", f"First{n}", None, f'{{"n": {n}}}', None, "subscribed",
+            "import:x", stamp, stamp, stamp, stamp)
+
+
+@pytest.mark.parametrize("variables", [None, 40])
+def test_new_subscribers_go_in_several_rows_a_statement(tmp_path: Path, variables: int | None) -> None:
+    """A batch longer than one statement takes, ending in a shorter one; with SQLite built to
+    allow fewer parameters (40: three rows of twelve) the statements shrink to fit."""
+    store = Store(f"sqlite:///{tmp_path / 'list.db'}")  # PostgreSQL stages its rows with COPY instead
+    rows = [_new(n) for n in range(1234)]
+    with store.transaction() as conn, loader(conn, large=False) as load:
+        if variables is not None:
+            conn.connection.driver_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variables)
+        ids = load.subscribers(rows)
+    with store.reading() as conn:
+        stored = conn.exec_driver_sql(f"SELECT id, {', '.join(SUBSCRIBER_COLUMNS)} FROM subscribers ORDER BY id").all()
+    assert ids == list(range(1, 1235))
+    assert [tuple(row) for row in stored] == [(i, *row) for i, row in zip(ids, rows)]
+    store.close()
+
+
+def test_a_second_row_for_an_address_fails_the_statement_whole(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'list.db'}")
+    with pytest.raises(sa.exc.IntegrityError, match="UNIQUE constraint failed: subscribers.email_key"), \
+            store.transaction() as conn, loader(conn, large=False) as load:
+        load.subscribers([_new(1), _new(2), _new(1)])
+    with store.reading() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM subscribers").scalar() == 0
+    store.close()
 
 
 def test_the_connection_checks_again_after_an_import(store: Store, source: Path) -> None:
