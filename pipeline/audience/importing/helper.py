@@ -139,11 +139,10 @@ def _serve(parser: Parser, fd: int, parent: int) -> NoReturn:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # one held back at the fork is dropped
         _die_with_parent(parent)
         gc.disable()  # every object here lives one batch; reference counting frees them
+        parser.plain = True  # this process's own copy of the parser
         with os.fdopen(fd, "wb") as out:
             try:
                 for item in parser.items():
-                    if isinstance(item, Parsed):
-                        item.records = list(map(tuple, item.records))  # type: ignore[arg-type]  # plain tuples pickle fastest
                     _send(out, item)
                     if os.getppid() != parent:
                         break
