@@ -63,24 +63,25 @@ def test_the_indexes_an_import_rebuilds_are_there_after_it(store: Store, source:
 
 
 def test_consent_records_of_subscribers_whose_ids_do_not_follow_on(store: Store) -> None:
-    """Each run of consecutive ids goes in as one statement; a gap, or another import, starts
-    a new one, and every record keeps its own subscriber, import and values."""
+    """Each run of consecutive ids goes in as one statement, a gap starts a new one, a row
+    without a record leaves none, and every record keeps its own subscriber, import and values."""
     stamp = "2026-01-01 00:00:00.000000"
     with store.transaction() as conn, loader(conn, large=False) as load:
         ids = load.subscribers([(f"r{n}@example.com", f"r{n}@example.com", None, None, "{}", None, "subscribed",
-                                 "import:x", stamp, stamp, stamp, stamp) for n in range(6)])
+                                 "import:x", stamp, stamp, stamp, stamp) for n in range(8)])
         first, second = (new_import(conn, "import:x", datetime(2026, 1, 1, tzinfo=UTC)) for _ in range(2))
-        wanted = [(ids[0], first, stamp, "192.0.2.1", None, None), (ids[1], first, None, None, stamp, None),
-                  (ids[3], first, stamp, None, stamp, "192.0.2.4"), (ids[4], second, stamp, None, None, None),
-                  (ids[5], second, None, "192.0.2.6", None, None)]
-        load.consents(wanted)
+        load.consents(first, [ids[0], ids[1], ids[3], ids[4]], [
+            (stamp, "192.0.2.1", None, None), None, (None, None, stamp, None), (stamp, None, stamp, "192.0.2.4")])
+        load.consents(second, ids[5:], [(stamp, None, None, None), None, (None, "192.0.2.8", None, None)])
     with store.reading() as conn:
         stored = conn.exec_driver_sql(
             "SELECT subscriber_id, import_id, requested_at, requested_ip, confirmed_at, confirmed_ip "
             "FROM imported_consents ORDER BY subscriber_id").all()
     as_text = [tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in row)
                for row in stored]
-    assert as_text == wanted
+    assert as_text == [(ids[0], first, stamp, "192.0.2.1", None, None), (ids[3], first, None, None, stamp, None),
+                       (ids[4], first, stamp, None, stamp, "192.0.2.4"), (ids[5], second, stamp, None, None, None),
+                       (ids[7], second, None, "192.0.2.8", None, None)]
 
 
 def _new(n: int) -> tuple[object, ...]:

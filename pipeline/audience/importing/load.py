@@ -47,6 +47,7 @@ SUBSCRIBER_COLUMNS = ("email", "email_key", "first_name", "last_name", "fields",
                       "consent_source", "consent_at", "signed_up", "created_at", "updated_at")
 CONSENT_COLUMNS = ("subscriber_id", "import_id", "requested_at", "requested_ip", "confirmed_at", "confirmed_ip")
 TAG_COLUMNS = ("tag", "subscriber_id")
+Consent = tuple[str | None, str | None, str | None, str | None]  # CONSENT_COLUMNS after the two ids
 
 
 class Loader(Protocol):
@@ -59,8 +60,9 @@ class Loader(Protocol):
     def tags(self, tagged: Mapping[str, Sequence[int]]) -> None:
         """Store each tag on the subscribers it names by id."""
 
-    def consents(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Store imported consent records (CONSENT_COLUMNS)."""
+    def consents(self, import_id: int, ids: Sequence[int], records: Sequence[Consent | None]) -> None:
+        """Store each subscriber's consent record from this import (requested_at, requested_ip,
+        confirmed_at, confirmed_ip); None where a row had none."""
 
 
 @contextlib.contextmanager
@@ -112,11 +114,11 @@ class _Direct:
         for tag, ids in tagged.items():
             self.conn.exec_driver_sql(_TAGGED, (tag, to_json(ids)))
 
-    def consents(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def consents(self, import_id: int, ids: Sequence[int], records: Sequence[Consent | None]) -> None:
         # A batch's new subscribers have consecutive ids: the statement numbers the records
-        # from the first one instead of reading an id from each.
-        for run in _consecutive(rows):
-            self.conn.exec_driver_sql(_CONSENTED, (run[0][0], run[0][1], to_json([row[2:] for row in run])))
+        # from the first one instead of reading an id from each, and skips the nulls itself.
+        for start, end in _consecutive(ids):
+            self.conn.exec_driver_sql(_CONSENTED, (ids[start], import_id, to_json(records[start:end])))
 
     def _new_ids(self, keys: list[str]) -> list[int]:
         """SQLite numbers new rows one after another from the largest id, and this transaction
@@ -133,18 +135,17 @@ class _Direct:
         return [by_key[k] for k in keys]
 
 
-def _consecutive(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
-    """The rows in runs whose first column counts up by one and whose second stays the same."""
-    if not rows:
+def _consecutive(ids: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """Where the ids count up by one: (start, end) slices of them."""
+    if not ids:
         return
-    first = rows[0][0]
-    if [row[0] for row in rows] == list(range(first, first + len(rows))) and len({row[1] for row in rows}) == 1:
-        yield rows  # every new subscriber has a consent record: the usual case, checked in C
+    if ids[-1] - ids[0] == len(ids) - 1 and list(ids) == list(range(ids[0], ids[-1] + 1)):
+        yield 0, len(ids)  # the usual case (new subscribers' ids), checked in C
         return
     start = 0
-    for n in range(1, len(rows) + 1):
-        if n == len(rows) or rows[n][0] != rows[n - 1][0] + 1 or rows[n][1] != rows[start][1]:
-            yield rows[start:n]
+    for n in range(1, len(ids) + 1):
+        if n == len(ids) or ids[n] != ids[n - 1] + 1:
+            yield start, n
             start = n
 
 
@@ -162,7 +163,7 @@ _TAGGED = "INSERT INTO subscriber_tags (tag, subscriber_id) SELECT ?, value FROM
 # json_extract rather than ->>, which SQLite has only from 3.38 on; both cost the same.
 _CONSENTED = (f"INSERT INTO imported_consents ({', '.join(CONSENT_COLUMNS)}) SELECT ?1 + key, ?2, "
               + ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(CONSENT_COLUMNS) - 2))
-              + " FROM json_each(?3)")
+              + " FROM json_each(?3) WHERE type = 'array'")
 _IDS_OF = sa.select(subscribers.c.email_key, subscribers.c.id).where(
     subscribers.c.email_key.in_(sa.bindparam("keys", expanding=True)))
 
@@ -266,8 +267,9 @@ class _Staged:
     def tags(self, tagged: Mapping[str, Sequence[int]]) -> None:
         self._copy("import_tags", TAG_COLUMNS, [(tag, i) for tag, ids in tagged.items() for i in ids])
 
-    def consents(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._copy("import_consents", CONSENT_COLUMNS, rows)
+    def consents(self, import_id: int, ids: Sequence[int], records: Sequence[Consent | None]) -> None:
+        self._copy("import_consents", CONSENT_COLUMNS,
+                   [(i, import_id, *record) for i, record in zip(ids, records) if record is not None])
 
     def merge(self) -> None:
         if not self.created:

@@ -243,9 +243,9 @@ class Importer:
             for subscriber_id, record in zip(ids, fresh):
                 for tag in record.tags:
                     tagged[tag].append(subscriber_id)
-            if consents := [(i, r.consent) for i, r in zip(ids, fresh) if r.consent is not None]:
-                import_id = self._import_id(conn, now)
-                load.consents([(i, import_id, *c) for i, c in consents])
+            consents = [r.consent for r in fresh]
+            if consents.count(None) < len(consents):
+                load.consents(self._import_id(conn, now), ids, consents)
         if updates:
             conn.execute(subscribers.update().where(subscribers.c.id == sa.bindparam("_id")), updates)
         load.tags(tagged)
