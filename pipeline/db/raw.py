@@ -1,5 +1,5 @@
 """Hand-written statements straight to the database driver, for the few hot paths where
-SQLAlchemy's per-statement work costs more than the statement: sending, mostly."""
+SQLAlchemy's per-statement work costs more than the statement: sending."""
 
 from __future__ import annotations
 

@@ -184,8 +184,8 @@ class Parser:
         # itself; into an empty list with no erased addresses it cannot, and the cells are a
         # third of what the helper process sends.
         self.keep_cells = True
-        # Records as plain tuples of their fields, which pickle several times faster than named
-        # ones: the helper process sends them so, and the parent makes Records of them.
+        # Records as plain tuples of their fields, which pickle without a class to look up and
+        # call for each: the helper process sends them so, and the parent makes Records of them.
         self.plain = False
         self.seen: set[str] = set()
         self.warnings: list[str] = []
