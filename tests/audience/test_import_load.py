@@ -107,6 +107,29 @@ def test_new_subscribers_go_in_several_rows_a_statement(tmp_path: Path, variable
     store.close()
 
 
+@pytest.mark.parametrize("variables", [None, 40])
+def test_consent_records_go_in_several_a_statement(tmp_path: Path, variables: int | None) -> None:
+    """Longer runs than one statement takes, with a record missing in the middle; with SQLite
+    built to allow 40 parameters, nine records a statement (four values each after the two
+    bound once)."""
+    store = Store(f"sqlite:///{tmp_path / 'list.db'}")
+    records = [(f"2026-01-01 00:00:{n % 60:02d}.000000", f"192.0.2.{n % 250}", None, None) for n in range(1234)]
+    records[600] = None
+    with store.transaction() as conn, loader(conn, large=False) as load:
+        if variables is not None:
+            conn.connection.driver_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variables)
+        ids = load.subscribers([_new(n) for n in range(1234)])
+        import_id = new_import(conn, "import:x", datetime(2026, 1, 1, tzinfo=UTC))
+        load.consents(import_id, ids, records)
+    with store.reading() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT subscriber_id, import_id, requested_at, requested_ip, confirmed_at, confirmed_ip, "
+            "typeof(subscriber_id) FROM imported_consents ORDER BY subscriber_id").all()
+    assert [tuple(row) for row in stored] == [(i, import_id, *record, "integer")
+                                              for i, record in zip(ids, records) if record is not None]
+    store.close()
+
+
 def test_a_second_row_for_an_address_fails_the_statement_whole(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'list.db'}")
     with pytest.raises(sa.exc.IntegrityError, match="UNIQUE constraint failed: subscribers.email_key"), \
