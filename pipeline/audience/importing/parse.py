@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from pipeline.audience import values
 from pipeline.audience.addresses import InvalidEmail, email_key, normalize_email
@@ -76,7 +76,8 @@ STATUS_WORDS = {
 
 
 class Record(NamedTuple):
-    """One good row. A tuple, because batches of them are pickled to the parent process."""
+    """One good row. A tuple: the helper process sends batches of them to the parent as plain
+    tuples of these fields (Parser.plain), and the parent makes Records of them."""
 
     line: int
     # The row's cells, for the rejects file: joined by _US, which pickles as one string instead
@@ -233,6 +234,7 @@ class Parser:
 
     def _batches(self, reader: Any, columns: _Columns, raw: BinaryIO) -> Iterator[Parsed]:
         batch = Parsed([], [], [], set(), 0)
+        rows: list[tuple[Any, ...]] = []  # the batch's records, as plain tuples until _finish
         width = len(columns.header)
         for cells in reader:
             if not cells:
@@ -248,22 +250,23 @@ class Parser:
                         raise Reject(f"has {len(cells)} fields, the header has {width}")
                 record = self._record(line, cells, columns, batch.fields)
                 if record is not None:  # None: a row of blank cells
-                    batch.records.append(record)
+                    rows.append(record)
             except Reject as exc:
                 batch.rejects.append((cells, f"line {line}: {exc}"))
-            if len(batch.records) + len(batch.rejects) >= BATCH:
-                yield self._finish(batch, raw)
-                batch = Parsed([], [], [], set(), 0)
-        yield self._finish(batch, raw)
+            if len(rows) + len(batch.rejects) >= BATCH:
+                yield self._finish(batch, rows, raw)
+                batch, rows = Parsed([], [], [], set(), 0), []
+        yield self._finish(batch, rows, raw)
 
-    def _finish(self, batch: Parsed, raw: BinaryIO) -> Parsed:
-        if not self.plain:
-            batch.records = list(map(new_record, batch.records))
+    def _finish(self, batch: Parsed, rows: list[tuple[Any, ...]], raw: BinaryIO) -> Parsed:
+        # In the helper process they stay plain tuples, which the parent makes Records.
+        batch.records = cast(list[Record], rows) if self.plain else list(map(new_record, rows))
         batch.warnings, self.warnings = self.warnings, []
         batch.position = raw.tell()
         return batch
 
-    def _record(self, line: int, cells: list[str], columns: _Columns, names: set[str]) -> Record | None:
+    def _record(self, line: int, cells: list[str], columns: _Columns, names: set[str]) -> tuple[Any, ...] | None:
+        """The row as a plain tuple of Record's fields; None for a row of blank cells."""
         if max(map(len, cells)) > MAX_CELL:
             index = next(i for i, cell in enumerate(cells) if len(cell) > MAX_CELL)
             raise Reject(f"cell {columns.header[index]!r} is {len(cells[index]):,} characters long "
@@ -327,7 +330,7 @@ class Parser:
             confirm = self._time(line, "confirm_time", confirm_cell) if confirm_cell else None
         optin_ip = self._ip(line, "optin_ip", optin_ip_cell) if optin_ip_cell else None
         confirm_ip = self._ip(line, "confirm_ip", confirm_ip_cell) if confirm_ip_cell else None
-        return (  # type: ignore[return-value]  # made a Record in _finish, or by the parent process
+        return (
             line, _joined(cells) if self.keep_cells else None, email, key, status, first_name, last_name, tags,
             fields_json, timezone, source,
             confirm or optin or (self._time(line, "consent_at", consent_at_cell) if consent_at_cell else None),
