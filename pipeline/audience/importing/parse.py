@@ -171,7 +171,7 @@ class _Columns:
     def pick(self, cells: list[str]) -> tuple[str, ...]:
         """The row's cells in ROLES order, stripped, "" for a role without a column (this runs
         once per row, so it is all done in C: a getter and map)."""
-        return tuple(map(str.strip, self.cells_of([*cells, ""])))
+        return self.cells_of([*map(str.strip, cells), ""])  # stripped first: a row has fewer cells than roles
 
 
 class Parser:
