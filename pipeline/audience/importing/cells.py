@@ -31,7 +31,7 @@ def stored_time(text: str) -> str:
     except ValueError:
         moment = parse_utc(text)  # what fromisoformat alone does not take
     if moment.tzinfo is None:  # a million rows have two each: straight to text, no time zone arithmetic
-        if len(text) == 19 and text[4] == text[7] == "-" and text[10] in " T":  # 2025-03-14 09:30:00
+        if len(text) == 19 and text[4] == text[7] == "-" and text[13] == text[16] == ":":  # 2025-03-14 09:30:00
             return f"{text[:10]} {text[11:]}.000000"
         return moment.isoformat(" ", "microseconds")
     return sql_time(moment)
