@@ -255,6 +255,14 @@ def test_a_huge_cell_rejects_its_row_only(store: Store, tmp_path: Path) -> None:
     assert reason == "line 2: cell 'notes' is 10,000,000 characters long (the limit is 65,536)"
 
 
+def test_cells_over_the_limit_together_but_not_one_by_one_are_kept(store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "a.csv"
+    source.write_text("email,notes,more\nbig@example.com," + "x" * 40_000 + "," + "y" * 40_000 + "\n")
+    assert counts(run(store, source)) == (1, 0, 0, 0)
+    with store.reading() as conn:
+        assert get(conn, "big@example.com").fields == {"notes": "x" * 40_000, "more": "y" * 40_000}
+
+
 def test_a_name_longer_than_its_column_rejects_its_row_on_every_database(store: Store, tmp_path: Path) -> None:
     source = write(tmp_path / "a.csv", "email,first_name,last_name,consent_source\nlong@example.com," + "A" * 201
                    + ",Lee,\nok@example.com," + "B" * 200 + ",Lee,\nsur@example.com,Sam," + "C" * 250 + ",\n"
