@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from pipeline.audience.consent import clean_ip
-from pipeline.audience.values import clean_tag, clean_text, field_name, field_value
+from pipeline.audience.values import canonical_timezone, clean_tag, clean_text, field_name, field_value
 from pipeline.clock import parse_utc, sql_time
 from pipeline.errors import SubscriberError
 
@@ -41,6 +41,7 @@ def stored_time(text: str) -> str:
 # out once. (lru_cache does not keep exceptions, so a bad value is reported on every row.)
 clean = lru_cache(maxsize=65536)(clean_text)
 clean_ip_once = lru_cache(maxsize=65536)(clean_ip)
+timezone_once = lru_cache(maxsize=4096)(canonical_timezone)
 
 
 @lru_cache(maxsize=65536)

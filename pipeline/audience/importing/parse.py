@@ -29,17 +29,17 @@ from pipeline.audience.importing.cells import (
     custom_json,
     stored_time,
     tags_of,
+    timezone_once,
     to_json,
 )
 from pipeline.audience.importing.source import (
-    NotUtf8,
+    bad_line,
     decoded_lines,
     open_csv,
     sniff_delimiter,
 )
 from pipeline.audience.values import (
     BUILTIN_FIELDS,
-    canonical_timezone,
     clean_text,
     field_name,
     field_value,
@@ -217,8 +217,8 @@ class Parser:
             columns = _Columns(header, self.path)
             yield Header(header, delimiter)
             yield from self._batches(reader, columns, raw)
-        except NotUtf8 as exc:
-            raise ImportFailed(f"line {exc.line} is not UTF-8 text; save the file as UTF-8 "
+        except UnicodeDecodeError:
+            raise ImportFailed(f"line {bad_line(raw)} is not UTF-8 text; save the file as UTF-8 "
                                "(nothing was imported)", where=self.path) from None
         except csv.Error as exc:
             line = reader.line_num if reader is not None else 1
@@ -312,7 +312,7 @@ class Parser:
             tags = tags | self.extra_tags
         timezone = None
         if zone_cell:
-            timezone = canonical_timezone(zone_cell)
+            timezone = timezone_once(zone_cell)
             if timezone is None:
                 self.warn(f"{self.path.name} line {line}: unknown timezone "
                           f"{clean_text(zone_cell)!r} dropped; the subscriber was kept")
