@@ -277,6 +277,18 @@ def test_a_name_longer_than_its_column_rejects_its_row_on_every_database(store: 
         assert get(conn, "ok@example.com").first_name == "B" * 200
 
 
+def test_a_time_that_is_not_one_is_dropped_with_a_warning(store: Store, tmp_path: Path) -> None:
+    source = write(tmp_path / "a.csv", "email,optin_time,confirm_time,signed_up\n"
+                   "ana@example.com,soon,2025-03-14 09:30:00,yesterday\n")
+    report = run(store, source)
+    assert counts(report) == (1, 0, 0, 0)
+    assert report.warnings == ["a.csv line 2: optin_time 'soon' is not a date and time; dropped",
+                               "a.csv line 2: signed_up 'yesterday' is not a date and time; dropped"]
+    with store.reading() as conn:
+        ana = get(conn, "ana@example.com")
+    assert ana.consent_at == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)  # the confirmation time, which is one
+
+
 def test_unknown_timezone_is_dropped_with_a_warning(store: Store, tmp_path: Path) -> None:
     report = run(store, write(tmp_path / "a.csv", "email,timezone\nana@example.com,Mars/Olympus\n"))
     assert counts(report) == (1, 0, 0, 0)

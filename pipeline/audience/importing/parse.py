@@ -105,6 +105,7 @@ class Record(NamedTuple):
         return self.row.split(_US) if isinstance(self.row, str) else self.row
 
 
+_NO_TAGS: frozenset[str] = frozenset()
 _US = "\x1f"  # the ASCII unit separator, which no one types into a spreadsheet
 # A Record from one tuple of its values, in its order: Record's own constructor and _make
 # handle their arguments in Python, at twice the cost.
@@ -307,7 +308,7 @@ class Parser:
                 and max(len(first_name or ""), len(last_name or ""), len(source or "")) > values.MAX_TEXT):
             raise Reject(width_problem("first_name", first_name) or width_problem("last_name", last_name)
                          or width_problem("consent_source", source))
-        tags = tags_of(tags_cell) if tags_cell else frozenset()
+        tags = tags_of(tags_cell) if tags_cell else _NO_TAGS
         if self.extra_tags:
             tags = tags | self.extra_tags
         timezone = None
@@ -329,7 +330,10 @@ class Parser:
             fields_json, present = custom_json(columns.custom_names, columns.custom_cells(cells))
             names.update(present)
         self.seen.add(key)
-        optin = self._time(line, "optin_time", optin_cell) if optin_cell else None
+        try:  # stored_time here, not through _time, for the time most rows have: a call less a row
+            optin = stored_time(optin_cell) if optin_cell else None
+        except ValueError:
+            optin = self._time(line, "optin_time", optin_cell)
         if confirm_cell == optin_cell and optin is not None:
             confirm = optin  # a single opt-in list's export: the same moment in both columns
         else:
