@@ -219,7 +219,9 @@ class Parser:
             yield Header(header, delimiter)
             yield from self._batches(reader, columns, raw)
         except UnicodeDecodeError:
-            raise ImportFailed(f"line {bad_line(raw)} is not UTF-8 text; save the file as UTF-8 "
+            if not (line := bad_line(raw)):
+                raise  # not the file's bytes: no line of it to name
+            raise ImportFailed(f"line {line} is not UTF-8 text; save the file as UTF-8 "
                                "(nothing was imported)", where=self.path) from None
         except csv.Error as exc:
             line = reader.line_num if reader is not None else 1
@@ -268,8 +270,8 @@ class Parser:
 
     def _record(self, line: int, cells: list[str], columns: _Columns, names: set[str]) -> tuple[Any, ...] | None:
         """The row as a plain tuple of Record's fields; None for a row of blank cells."""
-        # sum() adds small ints in C where max() compares objects: a third of the cost, and no
-        # cell can be longer than all of them together
+        # sum() adds the lengths in C where max() compares them as objects, and no cell can be
+        # longer than all of them together: the exact check runs only for a long row
         if sum(map(len, cells)) > MAX_CELL and (index := next(
                 (i for i, cell in enumerate(cells) if len(cell) > MAX_CELL), None)) is not None:
             raise Reject(f"cell {columns.header[index]!r} is {len(cells[index]):,} characters long "
