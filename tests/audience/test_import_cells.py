@@ -13,7 +13,7 @@ from pipeline.audience.importing.cells import Reject, attributes_of, custom_json
     ("2025-03-14 09:30:00.25", "2025-03-14 09:30:00.250000"),
     ("2025-03-14T09:30:00+02:00", "2025-03-14 07:30:00.000000"),
     ("2025-03-14 093000.5", "2025-03-14 09:30:00.500000"),  # as long as Mailchimp's, but ISO's basic time
-    ("2025-03-14 09:30+01", "2025-03-14 08:30:00.000000"),
+    ("2025-03-14 09:30+01", "2025-03-14 08:30:00.000000"),  # as long too, but with an offset
 ])
 def test_times_are_stored_as_utc_text(text: str, stored: str) -> None:
     assert stored_time(text) == stored

@@ -219,9 +219,9 @@ class Parser:
             yield Header(header, delimiter)
             yield from self._batches(reader, columns, raw)
         except UnicodeDecodeError:
-            if not (line := bad_line(raw)):
-                raise  # not the file's bytes: no line of it to name
-            raise ImportFailed(f"line {line} is not UTF-8 text; save the file as UTF-8 "
+            # 0: no line fails when read again (the file changed under the import)
+            where = f"line {line}" if (line := bad_line(raw)) else "part of it"
+            raise ImportFailed(f"{where} is not UTF-8 text; save the file as UTF-8 "
                                "(nothing was imported)", where=self.path) from None
         except csv.Error as exc:
             line = reader.line_num if reader is not None else 1
